@@ -1,0 +1,178 @@
+//! `api_request.denied` events, bounded: the first denial of a kind (key, or client IP for
+//! unknown keys, and reason) in a minute is written at once; later ones in that minute only
+//! raise its count, flushed every few seconds. A flood of bad requests costs one row a minute.
+
+use std::{sync::Arc, time::Duration};
+
+use dashmap::DashMap;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{Actor, Event, Origin, Target};
+use crate::store::{Store, new_id, now_ms};
+
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Kind {
+    subject: String,
+    reason: &'static str,
+}
+
+struct Slot {
+    minute: i64,
+    event_id: String,
+    count: u64,
+    flushed: u64,
+}
+
+/// What is known about one denied request.
+pub struct Denial {
+    pub reason: &'static str,
+    pub key: Option<(String, String, String)>,
+    pub ip: String,
+    pub user_agent: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub required_permission: Option<String>,
+}
+
+struct NewEvent {
+    id: String,
+    denial: Denial,
+}
+
+#[derive(Clone)]
+pub struct Denials {
+    slots: Arc<DashMap<Kind, Slot>>,
+    writer: mpsc::UnboundedSender<NewEvent>,
+}
+
+impl Denials {
+    /// Starts the background writer; it stops when the last handle is dropped.
+    pub fn start(store: Store) -> Self {
+        let (writer, inbox) = mpsc::unbounded_channel();
+        let slots = Arc::new(DashMap::new());
+        tokio::spawn(write_events(store, inbox, Arc::clone(&slots)));
+        Self { slots, writer }
+    }
+
+    pub fn record(&self, denial: Denial) {
+        let minute = now_ms() / 60_000;
+        let kind = Kind {
+            subject: match &denial.key {
+                Some((key_id, _, _)) => key_id.clone(),
+                None => denial.ip.clone(),
+            },
+            reason: denial.reason,
+        };
+        let mut slot = self.slots.entry(kind).or_insert_with(|| Slot {
+            minute: i64::MIN,
+            event_id: String::new(),
+            count: 0,
+            flushed: 0,
+        });
+        if slot.minute == minute {
+            slot.count += 1;
+            return;
+        }
+        let id = new_id("evt");
+        *slot = Slot {
+            minute,
+            event_id: id.clone(),
+            count: 1,
+            flushed: 1,
+        };
+        if self.writer.send(NewEvent { id, denial }).is_err() {
+            tracing::warn!("audit writer stopped; a denied request was not recorded");
+        }
+    }
+}
+
+async fn write_events(
+    store: Store,
+    mut inbox: mpsc::UnboundedReceiver<NewEvent>,
+    slots: Arc<DashMap<Kind, Slot>>,
+) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            next = inbox.recv() => match next {
+                Some(event) => {
+                    if let Err(err) = insert(&store, event).await {
+                        tracing::error!(error = %err, "writing an api_request.denied event failed");
+                    }
+                }
+                None => {
+                    flush_counts(&store, &slots).await;
+                    return;
+                }
+            },
+            _ = tick.tick() => flush_counts(&store, &slots).await,
+        }
+    }
+}
+
+async fn insert(store: &Store, event: NewEvent) -> Result<(), sqlx::Error> {
+    let denial = event.denial;
+    let actor = match &denial.key {
+        Some((key_id, key_name, _)) => Actor::api_key(key_id, key_name),
+        None => Actor {
+            kind: "api_key",
+            id: None,
+            label: Some("unknown key".to_owned()),
+        },
+    };
+    let mut conn = store.pool.acquire().await?;
+    super::insert(
+        &mut conn,
+        &event.id,
+        &actor,
+        &Origin {
+            ip: Some(denial.ip.clone()),
+            user_agent: denial.user_agent.clone(),
+        },
+        Event {
+            action: "api_request.denied",
+            agent_id: denial.key.as_ref().map(|(_, _, agent)| agent.as_str()),
+            target: denial
+                .key
+                .as_ref()
+                .map(|(id, name, _)| Target::new("api_key", id, name)),
+            details: json!({
+                "reason": denial.reason,
+                "count": 1,
+                "method": denial.method,
+                "path": denial.path,
+                "required_permission": denial.required_permission,
+            }),
+        },
+    )
+    .await
+}
+
+async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {
+    let minute = now_ms() / 60_000;
+    let mut pending = Vec::new();
+    slots.retain(|_, slot| {
+        if slot.count > slot.flushed {
+            pending.push((slot.event_id.clone(), slot.count));
+            slot.flushed = slot.count;
+        }
+        slot.minute >= minute - 1
+    });
+    for (event_id, count) in pending {
+        let result = sqlx::query(
+            "INSERT INTO audit_event_counts (event_id, count) VALUES ($1, $2) \
+             ON CONFLICT (event_id) DO UPDATE SET count = excluded.count",
+        )
+        .bind(&event_id)
+        .bind(count as i64)
+        .execute(&store.pool)
+        .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, "updating a denial count failed");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Configuration: flags win over environment, environment over the TOML file, the file over
+//! built-in defaults. clap reads flags and `A2V2_*` variables; the file fills what they left unset.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// Settings shared by every subcommand that touches the server's data.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (snake_case keys)
+    #[arg(long, env = "A2V2_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port
+    #[arg(long, env = "A2V2_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/a2v2.db]
+    #[arg(long = "database", env = "A2V2_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the embedded database and the generated master key [default: ./data]
+    #[arg(long, env = "A2V2_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Master key, 64 hex characters (prefer A2V2_MASTER_KEY_FILE: flags show in `ps`)
+    #[arg(long, env = "A2V2_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key [default: <data-dir>/master.key, generated]
+    #[arg(long, env = "A2V2_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is trusted [default: none]
+    #[arg(long, env = "A2V2_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Largest accepted upload in bytes [default: 26214400]
+    #[arg(long, env = "A2V2_MAX_UPLOAD_BYTES", global = true)]
+    pub max_upload_bytes: Option<usize>,
+    /// Keep an encrypted copy of each API key so the dashboard can copy it again [default: true]
+    #[arg(long, env = "A2V2_KEY_REVEAL", global = true)]
+    pub key_reveal: Option<bool>,
+    /// Log format [default: pretty]
+    #[arg(long, env = "A2V2_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Public URL of the dashboard; an https:// URL marks session cookies Secure
+    #[arg(long, env = "A2V2_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Days audit events are kept before the background purge removes them; 0 keeps them forever [default: 365]
+    #[arg(long, env = "A2V2_AUDIT_RETENTION_DAYS", global = true)]
+    pub audit_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    master_key: Option<String>,
+    master_key_file: Option<PathBuf>,
+    trusted_proxies: Option<TrustedProxies>,
+    max_upload_bytes: Option<usize>,
+    key_reveal: Option<bool>,
+    log_format: Option<LogFormat>,
+    public_url: Option<String>,
+    audit_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TrustedProxies {
+    List(Vec<String>),
+    Joined(String),
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub master_key: MasterKeySource,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_upload_bytes: usize,
+    pub key_reveal: bool,
+    pub log_format: LogFormat,
+    pub secure_cookies: bool,
+    pub audit_retention_days: u32,
+}
+
+#[derive(Clone)]
+pub enum MasterKeySource {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("key_reveal", &self.key_reveal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl ConfigArgs {
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("a2v2.db").display()));
+        let master_key = match (
+            self.master_key.or(file.master_key),
+            self.master_key_file.or(file.master_key_file),
+        ) {
+            (Some(inline), _) => MasterKeySource::Inline(inline),
+            (None, Some(path)) => MasterKeySource::File(path),
+            (None, None) => MasterKeySource::File(data_dir.join("master.key")),
+        };
+        let trusted_proxies = match self.trusted_proxies {
+            Some(joined) => parse_proxies(joined.split(','))?,
+            None => match file.trusted_proxies {
+                Some(TrustedProxies::List(list)) => parse_proxies(list.iter().map(String::as_str))?,
+                Some(TrustedProxies::Joined(joined)) => parse_proxies(joined.split(','))?,
+                None => Vec::new(),
+            },
+        };
+        let public_url = self.public_url.or(file.public_url);
+        let listen = match self.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse()?,
+        };
+        let max_upload_bytes = self
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
+        if max_upload_bytes == 0 {
+            bail!("max_upload_bytes must be positive");
+        }
+        Ok(Config {
+            listen,
+            database_url,
+            data_dir,
+            master_key,
+            trusted_proxies,
+            max_upload_bytes,
+            key_reveal: self.key_reveal.or(file.key_reveal).unwrap_or(true),
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
+            audit_retention_days: self
+                .audit_retention_days
+                .or(file.audit_retention_days)
+                .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
+        })
+    }
+}
+
+fn parse_proxies<'a>(entries: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec<IpNet>> {
+    entries
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            crate::keys::ip::parse_entry(entry)
+                .map_err(|_| anyhow::anyhow!("trusted proxy {entry:?} is not an IP address or CIDR range"))
+        })
+        .collect()
+}
+
+/// Creates the data directory with owner-only permissions if it is missing.
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_password_is_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/a2v2"),
+            "postgres://app:***@db:5432/a2v2"
+        );
+        assert_eq!(redact_url("sqlite://data/a2v2.db"), "sqlite://data/a2v2.db");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a2v2.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nkey_reveal = false\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let config = ConfigArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..ConfigArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert!(!config.key_reveal);
+        assert_eq!(config.trusted_proxies.len(), 1);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a2v2.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let result = ConfigArgs {
+            config: Some(path),
+            ..ConfigArgs::default()
+        }
+        .resolve();
+        assert!(result.is_err());
+    }
+}
