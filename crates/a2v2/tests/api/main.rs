@@ -1,0 +1,3 @@
+//! Black-box tests: the real binary, a temp data directory, HTTP.
+
+mod harness;
