@@ -37,15 +37,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/key", get(keys::handlers::introspect))
         .route_layer(from_fn_with_state(state.clone(), access::guard));
     let api = Router::new()
-        .route("/api/setup", get(session::setup_status).post(session::setup))
+        .route(
+            "/api/setup",
+            get(session::setup_status).post(session::setup),
+        )
         .route(
             "/api/session",
-            post(session::sign_in).get(session::current).delete(session::sign_out),
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
         )
         .route("/api/agents", get(agents::list).post(agents::create))
         .route(
             "/api/agents/{agent_id}",
-            get(agents::get).patch(agents::update).delete(agents::delete),
+            get(agents::get)
+                .patch(agents::update)
+                .delete(agents::delete),
         )
         .route(
             "/api/agents/{agent_id}/api-keys",
@@ -62,13 +69,21 @@ pub fn router(state: AppState) -> Router {
             post(keys::handlers::reveal),
         )
         .route_layer(from_fn_with_state(state.clone(), session::guard));
-    Router::new()
+    let routes = Router::new()
         .merge(v1)
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/assets/{*path}", get(web::asset))
+        .with_state(state);
+    with_layers(routes)
+}
+
+/// The cross-cutting layers: body limit, panic recovery, error shape, security headers and
+/// request ids (outermost, so every log line and response carries one).
+fn with_layers(routes: Router) -> Router {
+    routes
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
@@ -97,7 +112,6 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("same-origin"),
         ))
         .layer(from_fn(request_id::assign))
-        .with_state(state)
 }
 
 async fn fallback(request: Request) -> Response {
@@ -159,11 +173,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.keys.len(),
         read(&state.store.acquires),
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// Opens storage (migrating unless told not to) and builds the shared state.
@@ -237,4 +247,52 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_in_the_error_shape() {
+        let app = with_layers(Router::new().route(
+            "/boom",
+            get(|| async {
+                let empty: Vec<u8> = Vec::new();
+                format!("{}", empty[1])
+            }),
+        ));
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["request_id"], json!(request_id));
+        assert!(!body.to_string().contains("index out of bounds"));
+        let again = app
+            .oneshot(
+                Request::get("/healthz-missing")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again.status(),
+            StatusCode::OK,
+            "the index page is still served"
+        );
+    }
 }

@@ -61,7 +61,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::config::ensure_dir(&config.data_dir)?;
             let store = crate::store::Store::connect(&config.database_url).await?;
             store.migrate().await?;
-            println!("migrations applied to {}", crate::config::redact_url(&config.database_url));
+            println!(
+                "migrations applied to {}",
+                crate::config::redact_url(&config.database_url)
+            );
             Ok(())
         }
     }

@@ -33,7 +33,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "A2V2_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
     /// Database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/a2v2.db]
-    #[arg(long = "database", env = "A2V2_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long = "database",
+        env = "A2V2_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Directory for the embedded database and the generated master key [default: ./data]
     #[arg(long, env = "A2V2_DATA_DIR", global = true)]
@@ -203,8 +208,9 @@ fn parse_proxies<'a>(entries: impl Iterator<Item = &'a str>) -> anyhow::Result<V
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            crate::keys::ip::parse_entry(entry)
-                .map_err(|_| anyhow::anyhow!("trusted proxy {entry:?} is not an IP address or CIDR range"))
+            crate::keys::ip::parse_entry(entry).ok_or_else(|| {
+                anyhow::anyhow!("trusted proxy {entry:?} is not an IP address or CIDR range")
+            })
         })
         .collect()
 }

@@ -65,8 +65,8 @@ impl MasterKey {
     }
 
     fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -150,7 +150,9 @@ impl KeySecrets {
                     aad: key_id.as_bytes(),
                 },
             )
-            .map_err(|_| anyhow::anyhow!("stored key copy does not decrypt under this master key"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("stored key copy does not decrypt under this master key")
+            })?;
         String::from_utf8(plain).context("stored key copy is not UTF-8")
     }
 }
@@ -166,7 +168,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 }
 
 pub fn decode_hex(text: &str) -> anyhow::Result<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         bail!("odd length or non-ASCII");
     }
     (0..text.len())
@@ -205,7 +207,10 @@ mod tests {
     fn lookup_hash_depends_on_the_master_key() {
         let a = secrets().lookup_hash("a2v2_x");
         assert_eq!(a, secrets().lookup_hash("a2v2_x"));
-        assert_ne!(a, KeySecrets::new(&MasterKey([8; 32])).lookup_hash("a2v2_x"));
+        assert_ne!(
+            a,
+            KeySecrets::new(&MasterKey([8; 32])).lookup_hash("a2v2_x")
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub enum ApiError {
     #[error("Requests from this IP address are not allowed for this API key.")]
     IpNotAllowed,
     #[error("This API key lacks the `{required}` permission.")]
-    PermissionDenied { required: String, granted: Vec<String> },
+    PermissionDenied {
+        required: String,
+        granted: Vec<String>,
+    },
     #[error("{0}")]
     Forbidden(String),
     #[error("The request is missing a valid X-CSRF-Token header.")]
@@ -54,14 +57,19 @@ pub enum ApiError {
     RevealDisabled,
     #[error("{0}")]
     Conflict(String),
-    #[error("The resource has changed since it was read (If-Match did not match); read it again and retry.")]
+    #[error(
+        "The resource has changed since it was read (If-Match did not match); read it again and retry."
+    )]
     PreconditionFailed,
     #[error("The request body is larger than the limit of {limit} bytes.")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    Validation { message: String, fields: FieldErrors },
+    Validation {
+        message: String,
+        fields: FieldErrors,
+    },
     #[error("Too many attempts; try again in {retry_after} seconds.")]
     RateLimited { retry_after: u64 },
     #[error("An internal error occurred; quote the request id to the operator.")]
@@ -191,19 +199,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+pub fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("This method is not allowed on this resource.".into())
+}
+
 /// Generic error for a status produced by a layer or by axum itself.
 fn generic_for(status: StatusCode) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::MethodNotAllowed("This method is not allowed on this resource.".into())
-        }
+        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("Send the body as `application/json`.".into())
         }
         s if s.is_client_error() => ApiError::BadRequest("The request could not be read.".into()),
-        _ => ApiError::Internal(anyhow::anyhow!("status {status} produced outside a handler")),
+        _ => ApiError::Internal(anyhow::anyhow!(
+            "status {status} produced outside a handler"
+        )),
     }
 }
 
@@ -250,10 +262,11 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     let mut out = (pending.status, Json(json!({ "error": body }))).into_response();
     let headers = out.headers_mut();
     for (name, value) in parts.headers.drain() {
-        if let Some(name) = name {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                headers.insert(name, value);
-            }
+        if let Some(name) = name
+            && name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+        {
+            headers.insert(name, value);
         }
     }
     if pending.status == StatusCode::UNAUTHORIZED {
@@ -291,8 +304,16 @@ mod tests {
             (ApiError::AlreadySetUp, 409, "already_set_up"),
             (ApiError::RevealDisabled, 409, "reveal_disabled"),
             (ApiError::PreconditionFailed, 412, "precondition_failed"),
-            (ApiError::field("name", "is required"), 422, "validation_failed"),
-            (ApiError::RateLimited { retry_after: 3 }, 429, "rate_limited"),
+            (
+                ApiError::field("name", "is required"),
+                422,
+                "validation_failed",
+            ),
+            (
+                ApiError::RateLimited { retry_after: 3 },
+                429,
+                "rate_limited",
+            ),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status);

@@ -55,10 +55,19 @@ fn is_cursor(text: &str) -> bool {
 }
 
 /// Builds `{data, has_more, next_cursor}` from up to `limit + 1` fetched items.
-pub fn respond<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> String, view: impl Fn(&T) -> Value) -> Value {
+pub fn respond<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    id: impl Fn(&T) -> String,
+    view: impl Fn(&T) -> Value,
+) -> Value {
     let has_more = items.len() as i64 > limit;
     items.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if has_more { items.last().map(&id) } else { None };
+    let next_cursor = if has_more {
+        items.last().map(&id)
+    } else {
+        None
+    };
     json!({
         "data": items.iter().map(view).collect::<Vec<_>>(),
         "has_more": has_more,
@@ -91,8 +100,14 @@ mod tests {
     #[test]
     fn pages_know_whether_more_follow() {
         let page = respond(vec![1, 2, 3], 2, |n| n.to_string(), |n| json!(n));
-        assert_eq!(page, json!({"data": [1, 2], "has_more": true, "next_cursor": "2"}));
+        assert_eq!(
+            page,
+            json!({"data": [1, 2], "has_more": true, "next_cursor": "2"})
+        );
         let page = respond(vec![1], 2, |n| n.to_string(), |n| json!(n));
-        assert_eq!(page, json!({"data": [1], "has_more": false, "next_cursor": null}));
+        assert_eq!(
+            page,
+            json!({"data": [1], "has_more": false, "next_cursor": null})
+        );
     }
 }

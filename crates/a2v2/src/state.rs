@@ -3,11 +3,8 @@
 use std::sync::{Arc, atomic::AtomicU64};
 
 use crate::{
-    audit::denials::Denials,
-    config::Config,
-    keys::cache::KeyCache,
-    members::throttle::SignInThrottle,
-    store::Store,
+    audit::denials::Denials, config::Config, keys::cache::KeyCache,
+    members::throttle::SignInThrottle, store::Store,
 };
 
 #[derive(Clone)]

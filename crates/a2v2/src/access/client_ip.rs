@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn takes_the_right_most_untrusted_hop() {
-        let trusted = ["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let trusted = [
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let got = resolve(peer, &headers("6.6.6.6, 203.0.113.9, 10.1.1.1"), &trusted);
         assert_eq!(got, "203.0.113.9".parse::<IpAddr>().unwrap());

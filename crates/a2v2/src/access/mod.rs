@@ -29,11 +29,31 @@ use crate::{
 /// Every `/v1` route and the permission it requires (`None`: any valid key).
 pub const V1_ROUTES: &[(Method, &str, Option<Permission>)] = &[
     (Method::GET, "/v1/key", None),
-    (Method::POST, "/v1/contacts", Some(Permission(Area::Contacts, Action::Create))),
-    (Method::GET, "/v1/contacts", Some(Permission(Area::Contacts, Action::Read))),
-    (Method::GET, "/v1/contacts/{id}", Some(Permission(Area::Contacts, Action::Read))),
-    (Method::PATCH, "/v1/contacts/{id}", Some(Permission(Area::Contacts, Action::Update))),
-    (Method::DELETE, "/v1/contacts/{id}", Some(Permission(Area::Contacts, Action::Delete))),
+    (
+        Method::POST,
+        "/v1/contacts",
+        Some(Permission(Area::Contacts, Action::Create)),
+    ),
+    (
+        Method::GET,
+        "/v1/contacts",
+        Some(Permission(Area::Contacts, Action::Read)),
+    ),
+    (
+        Method::GET,
+        "/v1/contacts/{id}",
+        Some(Permission(Area::Contacts, Action::Read)),
+    ),
+    (
+        Method::PATCH,
+        "/v1/contacts/{id}",
+        Some(Permission(Area::Contacts, Action::Update)),
+    ),
+    (
+        Method::DELETE,
+        "/v1/contacts/{id}",
+        Some(Permission(Area::Contacts, Action::Delete)),
+    ),
 ];
 
 /// The verified caller of a `/v1` request.
@@ -61,7 +81,11 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().unwrap_or("?").trim();
         let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-        let key = if scheme.eq_ignore_ascii_case("bearer") { rest.trim() } else { "?" };
+        let key = if scheme.eq_ignore_ascii_case("bearer") {
+            rest.trim()
+        } else {
+            "?"
+        };
         return Some(key).filter(|k| !k.is_empty());
     }
     headers
@@ -88,10 +112,10 @@ pub async fn guard(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    // A route missing from the table is refused rather than left open.
-    let required = required_permission(request.method(), &route).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("no permission entry for {route}"))
-    })?;
+    // A method missing from the table is refused rather than left open; for methods the
+    // route does not serve this is the right answer anyway.
+    let required = required_permission(request.method(), &route)
+        .ok_or_else(crate::error::method_not_allowed)?;
     let headers = request.headers();
     let client = client_ip::resolve(peer.ip(), headers, &state.config.trusted_proxies);
     let user_agent = headers
@@ -132,15 +156,15 @@ pub async fn guard(
         deny("ip_not_allowed", Some(&key), None);
         return Err(ApiError::IpNotAllowed);
     }
-    if let Some(permission) = required {
-        if !key.permissions.has(permission) {
-            metrics.denied_permission.fetch_add(1, Ordering::Relaxed);
-            deny("permission_denied", Some(&key), Some(permission));
-            return Err(ApiError::PermissionDenied {
-                required: permission.name(),
-                granted: key.permissions.names(),
-            });
-        }
+    if let Some(permission) = required
+        && !key.permissions.has(permission)
+    {
+        metrics.denied_permission.fetch_add(1, Ordering::Relaxed);
+        deny("permission_denied", Some(&key), Some(permission));
+        return Err(ApiError::PermissionDenied {
+            required: permission.name(),
+            granted: key.permissions.names(),
+        });
     }
     metrics.verified_ok.fetch_add(1, Ordering::Relaxed);
     key.touch(now);
@@ -163,7 +187,10 @@ mod tests {
         assert_eq!(presented_key(&headers), None);
         headers.insert("x-api-key", HeaderValue::from_static(" a2v2_x "));
         assert_eq!(presented_key(&headers), Some("a2v2_x"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer a2v2_y"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer a2v2_y"),
+        );
         assert_eq!(presented_key(&headers), Some("a2v2_y"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(presented_key(&headers), Some("?"));
@@ -175,7 +202,9 @@ mod tests {
     fn the_table_names_each_route_once() {
         for (i, (method, path, _)) in V1_ROUTES.iter().enumerate() {
             assert!(
-                !V1_ROUTES[i + 1..].iter().any(|(m, p, _)| m == method && p == path),
+                !V1_ROUTES[i + 1..]
+                    .iter()
+                    .any(|(m, p, _)| m == method && p == path),
                 "{method} {path} listed twice"
             );
         }

@@ -89,7 +89,12 @@ pub async fn list(
     .fetch_all(&state.store.pool)
     .await?;
     let agents = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(pagination::respond(agents, page.limit, |a| a.id.clone(), Agent::view)))
+    Ok(Json(pagination::respond(
+        agents,
+        page.limit,
+        |a| a.id.clone(),
+        Agent::view,
+    )))
 }
 
 /// `POST /api/agents` (admin): 201 agent; 422 `validation_failed`.

@@ -200,8 +200,8 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
     use crate::config::MasterKeySource;
+    use crate::crypto::MasterKey;
 
     fn cache() -> KeyCache {
         let master = MasterKey::load(&MasterKeySource::Inline("11".repeat(32))).unwrap();
@@ -227,8 +227,14 @@ mod tests {
         let key = format::generate();
         cache.put(entry(&cache, "key_1", &key, None));
         assert_eq!(cache.verify(&key, 0).unwrap().id, "key_1");
-        assert_eq!(cache.verify(&format::generate(), 0).unwrap_err(), Rejection::Unknown);
-        assert_eq!(cache.verify("a2v2_nope", 0).unwrap_err(), Rejection::Malformed);
+        assert_eq!(
+            cache.verify(&format::generate(), 0).unwrap_err(),
+            Rejection::Unknown
+        );
+        assert_eq!(
+            cache.verify("a2v2_nope", 0).unwrap_err(),
+            Rejection::Malformed
+        );
         cache.remove("key_1");
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
         assert!(cache.is_empty());

@@ -73,7 +73,7 @@ mod tests {
         let a = generate();
         let b = generate();
         assert_eq!(a.len(), KEY_LEN);
-        assert!(KEY_LEN <= 64);
+        const { assert!(KEY_LEN <= 64) };
         assert!(is_well_formed(&a) && is_well_formed(&b));
         assert_ne!(a, b);
     }

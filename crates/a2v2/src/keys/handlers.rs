@@ -36,8 +36,14 @@ fn cache(state: &AppState, row: &KeyRow) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn find(conn: &mut sqlx::AnyConnection, agent_id: &str, key_id: &str) -> Result<KeyRow, ApiError> {
-    super::get(conn, agent_id, key_id).await?.ok_or(ApiError::NotFound)
+async fn find(
+    conn: &mut sqlx::AnyConnection,
+    agent_id: &str,
+    key_id: &str,
+) -> Result<KeyRow, ApiError> {
+    super::get(conn, agent_id, key_id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// `GET /api/agents/{agent_id}/api-keys` (any member): `{data: [key…]}`, newest first.
@@ -49,7 +55,9 @@ pub async fn list(
     agents::find(&mut conn, &agent_id).await?;
     let rows = super::list(&mut conn, &agent_id).await?;
     let data: Vec<Value> = rows.iter().map(|row| view(&state, row)).collect();
-    Ok(Json(json!({ "data": data, "has_more": false, "next_cursor": null })))
+    Ok(Json(
+        json!({ "data": data, "has_more": false, "next_cursor": null }),
+    ))
 }
 
 /// `POST /api/agents/{agent_id}/api-keys` (admin): 201 key with `key`, the secret, shown once.
@@ -226,7 +234,9 @@ pub async fn load_cache(state: &AppState) -> anyhow::Result<usize> {
     for row in &rows {
         match row.to_cached() {
             Some(cached) => state.keys.put(cached),
-            None => tracing::error!(key_id = %row.id, "skipping a key with a malformed stored hash"),
+            None => {
+                tracing::error!(key_id = %row.id, "skipping a key with a malformed stored hash")
+            }
         }
     }
     Ok(rows.len())

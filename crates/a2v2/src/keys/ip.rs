@@ -8,19 +8,23 @@ use serde_json::Value;
 pub const MAX_ENTRIES: usize = 100;
 
 /// One entry: an address becomes a host network, a CIDR with host bits becomes its network.
-pub fn parse_entry(entry: &str) -> Result<IpNet, ()> {
+pub fn parse_entry(entry: &str) -> Option<IpNet> {
     let entry = entry.trim();
     if let Ok(net) = entry.parse::<IpNet>() {
-        return Ok(net.trunc());
+        return Some(net.trunc());
     }
-    entry.parse::<IpAddr>().map(IpNet::from).map_err(|_| ())
+    entry.parse::<IpAddr>().map(IpNet::from).ok()
 }
 
 /// The list as sent: a JSON array of strings, one comma-separated string, or null.
 pub fn parse_list(value: &Value) -> Result<Vec<IpNet>, String> {
     let entries: Vec<&str> = match value {
         Value::Null => Vec::new(),
-        Value::String(joined) => joined.split(',').map(str::trim).filter(|e| !e.is_empty()).collect(),
+        Value::String(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect(),
         Value::Array(items) => items
             .iter()
             .map(|item| item.as_str().map(str::trim))
@@ -37,7 +41,7 @@ fn normalise(entries: &[&str]) -> Result<Vec<IpNet>, String> {
         if entry.is_empty() {
             return Err(format!("entry {} is empty", index + 1));
         }
-        let net = parse_entry(entry).map_err(|()| {
+        let net = parse_entry(entry).ok_or_else(|| {
             let shown: String = entry.chars().take(64).collect();
             format!(
                 "entry {} ({shown:?}) is not a valid IP address or CIDR range",
@@ -102,8 +106,14 @@ mod tests {
     #[test]
     fn normalises_and_deduplicates() {
         assert_eq!(
-            shown(json!(["10.1.2.3/8", "1.2.3.4", "1.2.3.4/32", "10.0.0.0/8", "2001:DB8::1"]))
-                .unwrap(),
+            shown(json!([
+                "10.1.2.3/8",
+                "1.2.3.4",
+                "1.2.3.4/32",
+                "10.0.0.0/8",
+                "2001:DB8::1"
+            ]))
+            .unwrap(),
             ["10.0.0.0/8", "1.2.3.4", "2001:db8::1"]
         );
     }
@@ -111,11 +121,16 @@ mod tests {
     #[test]
     fn rejects_bad_entries_naming_them() {
         let err = shown(json!("192.168.1.1, 300.1.1.1")).unwrap_err();
-        assert!(err.contains("entry 2") && err.contains("300.1.1.1"), "{err}");
+        assert!(
+            err.contains("entry 2") && err.contains("300.1.1.1"),
+            "{err}"
+        );
         assert!(shown(json!(["10.0.0.0/33"])).is_err());
         assert!(shown(json!([1, 2])).is_err());
         assert!(shown(json!({"a": 1})).is_err());
-        let many: Vec<String> = (0..101).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
+        let many: Vec<String> = (0..101)
+            .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+            .collect();
         assert!(shown(json!(many)).unwrap_err().contains("at most 100"));
     }
 

@@ -51,7 +51,7 @@ fn from_row(row: &AnyRow) -> Result<KeyRow, sqlx::Error> {
     let ip_nets = serde_json::from_str::<Vec<String>>(&ip_text)
         .unwrap_or_default()
         .iter()
-        .filter_map(|entry| ip::parse_entry(entry).ok())
+        .filter_map(|entry| ip::parse_entry(entry))
         .collect();
     Ok(KeyRow {
         id: row.try_get("id")?,
@@ -129,15 +129,28 @@ pub struct KeyChanges {
     pub expires_at: Option<Option<i64>>,
 }
 
-const KNOWN_FIELDS: [&str; 5] = ["name", "description", "ip_addresses", "permissions", "expires_at"];
+const KNOWN_FIELDS: [&str; 5] = [
+    "name",
+    "description",
+    "ip_addresses",
+    "permissions",
+    "expires_at",
+];
 
 /// Validates a create (`creating`: name required) or a patch body, collecting every field error.
-pub fn validate(body: &Map<String, Value>, creating: bool, now_ms: i64) -> Result<KeyChanges, ApiError> {
+pub fn validate(
+    body: &Map<String, Value>,
+    creating: bool,
+    now_ms: i64,
+) -> Result<KeyChanges, ApiError> {
     let mut errors = FieldErrors::new();
     let mut changes = KeyChanges::default();
     for field in body.keys() {
         if !KNOWN_FIELDS.contains(&field.as_str()) {
-            errors.insert(field.chars().take(64).collect(), "is not a known field".into());
+            errors.insert(
+                field.chars().take(64).collect(),
+                "is not a known field".into(),
+            );
         }
     }
     match body.get("name") {
@@ -200,7 +213,10 @@ pub fn validate(body: &Map<String, Value>, creating: bool, now_ms: i64) -> Resul
             }
         },
         Some(_) => {
-            errors.insert("expires_at".into(), "must be an RFC 3339 timestamp string".into());
+            errors.insert(
+                "expires_at".into(),
+                "must be an RFC 3339 timestamp string".into(),
+            );
         }
     }
     if errors.is_empty() {
@@ -219,17 +235,22 @@ pub fn text_error(text: &str, max: usize, required: bool) -> Option<String> {
     if count > max {
         return Some(format!("must be at most {max} characters"));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Some("must not contain control characters".into());
     }
     None
 }
 
 pub async fn list(conn: &mut AnyConnection, agent_id: &str) -> Result<Vec<KeyRow>, sqlx::Error> {
-    let rows = sqlx::query(&format!("{SELECT} WHERE k.agent_id = $1 ORDER BY k.id DESC"))
-        .bind(agent_id)
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE k.agent_id = $1 ORDER BY k.id DESC"
+    ))
+    .bind(agent_id)
+    .fetch_all(conn)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -301,7 +322,10 @@ pub async fn delete(conn: &mut AnyConnection, key_id: &str) -> Result<bool, sqlx
 }
 
 /// Writes batched last-used times; never moves a time backwards.
-pub async fn record_uses(conn: &mut AnyConnection, uses: &[(String, i64)]) -> Result<(), sqlx::Error> {
+pub async fn record_uses(
+    conn: &mut AnyConnection,
+    uses: &[(String, i64)],
+) -> Result<(), sqlx::Error> {
     for (key_id, at) in uses {
         sqlx::query(
             "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
@@ -359,7 +383,10 @@ pub fn apply(row: &mut KeyRow, changes: KeyChanges) -> Map<String, Value> {
         row.name = name;
     }
     if let Some(text) = changes.description.filter(|d| *d != row.description) {
-        changed.insert("description".into(), json!({"from": row.description, "to": text}));
+        changed.insert(
+            "description".into(),
+            json!({"from": row.description, "to": text}),
+        );
         row.description = text;
     }
     if let Some(nets) = changes.ip_nets.filter(|n| *n != row.ip_nets) {
@@ -404,7 +431,14 @@ mod tests {
     #[test]
     fn names_are_counted_in_scalar_values_after_trimming() {
         assert!(validate(&body(json!({"name": "é".repeat(100)})), true, 0).is_ok());
-        assert!(validate(&body(json!({"name": format!("  {}  ", "x".repeat(100))})), true, 0).is_ok());
+        assert!(
+            validate(
+                &body(json!({"name": format!("  {}  ", "x".repeat(100))})),
+                true,
+                0
+            )
+            .is_ok()
+        );
         let errors = field_errors(validate(&body(json!({"name": "x".repeat(101)})), true, 0));
         assert_eq!(errors["name"], "must be at most 100 characters");
         let errors = field_errors(validate(&body(json!({"name": "   "})), true, 0));
@@ -428,15 +462,24 @@ mod tests {
         let names: Vec<&str> = errors.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["colour", "description", "expires_at", "ip_addresses", "name", "permissions"]
+            [
+                "colour",
+                "description",
+                "expires_at",
+                "ip_addresses",
+                "name",
+                "permissions"
+            ]
         );
     }
 
     #[test]
     fn patches_record_only_real_changes() {
         let secrets = KeySecrets::new(
-            &crate::crypto::MasterKey::load(&crate::config::MasterKeySource::Inline("22".repeat(32)))
-                .unwrap(),
+            &crate::crypto::MasterKey::load(&crate::config::MasterKeySource::Inline(
+                "22".repeat(32),
+            ))
+            .unwrap(),
         );
         let changes = validate(&body(json!({"name": "a"})), true, 0).unwrap();
         let (mut row, secret) = mint(&secrets, true, "agt_1", None, changes, 0).unwrap();

@@ -157,9 +157,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_derives_badges() {
-        let set = Permissions::from_json(&json!({"contacts": ["read", "create", "read"], "documents": []}))
-            .unwrap();
-        assert_eq!(set.to_json(), json!({"contacts": ["create", "read"], "documents": []}));
+        let set = Permissions::from_json(
+            &json!({"contacts": ["read", "create", "read"], "documents": []}),
+        )
+        .unwrap();
+        assert_eq!(
+            set.to_json(),
+            json!({"contacts": ["create", "read"], "documents": []})
+        );
         assert_eq!(set.access(), ["contacts"]);
         assert_eq!(set.names(), ["contacts:create", "contacts:read"]);
         assert!(set.has(Permission(Area::Contacts, Action::Read)));

@@ -53,12 +53,36 @@ pub const API_ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/agents/{agent_id}", AtLeast(Member)),
     (Method::PATCH, "/api/agents/{agent_id}", AtLeast(Admin)),
     (Method::DELETE, "/api/agents/{agent_id}", AtLeast(Admin)),
-    (Method::GET, "/api/agents/{agent_id}/api-keys", AtLeast(Member)),
-    (Method::POST, "/api/agents/{agent_id}/api-keys", AtLeast(Admin)),
-    (Method::GET, "/api/agents/{agent_id}/api-keys/{key_id}", AtLeast(Member)),
-    (Method::PATCH, "/api/agents/{agent_id}/api-keys/{key_id}", AtLeast(Admin)),
-    (Method::DELETE, "/api/agents/{agent_id}/api-keys/{key_id}", AtLeast(Admin)),
-    (Method::POST, "/api/agents/{agent_id}/api-keys/{key_id}/reveal", AtLeast(Admin)),
+    (
+        Method::GET,
+        "/api/agents/{agent_id}/api-keys",
+        AtLeast(Member),
+    ),
+    (
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys",
+        AtLeast(Admin),
+    ),
+    (
+        Method::GET,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Member),
+    ),
+    (
+        Method::PATCH,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Admin),
+    ),
+    (
+        Method::DELETE,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Admin),
+    ),
+    (
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
+        AtLeast(Admin),
+    ),
 ];
 
 pub fn required_access(method: &Method, route: &str) -> Option<Access> {
@@ -85,7 +109,10 @@ mod tests {
     fn management_of_keys_needs_an_admin() {
         let route = "/api/agents/{agent_id}/api-keys/{key_id}/reveal";
         assert_eq!(required_access(&Method::POST, route), Some(AtLeast(Admin)));
-        assert_eq!(required_access(&Method::GET, "/api/agents"), Some(AtLeast(Member)));
+        assert_eq!(
+            required_access(&Method::GET, "/api/agents"),
+            Some(AtLeast(Member))
+        );
         assert_eq!(required_access(&Method::PUT, "/api/agents"), None);
     }
 }

@@ -22,7 +22,11 @@ impl SignInThrottle {
             .filter_map(|subject| {
                 let mut entry = self.failures.get_mut(subject)?;
                 entry.retain(|at| now_ms - at < WINDOW_MS);
-                (entry.len() >= MAX_FAILURES).then(|| entry.front().map_or(0, |oldest| oldest + WINDOW_MS - now_ms))
+                (entry.len() >= MAX_FAILURES).then(|| {
+                    entry
+                        .front()
+                        .map_or(0, |oldest| oldest + WINDOW_MS - now_ms)
+                })
             })
             .max();
         match wait {

@@ -33,7 +33,10 @@ fn serve(path: &str, cache: &'static str) -> Response {
         Some(file) => {
             let mut response = file.data.into_owned().into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(path)),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             response
         }

@@ -53,14 +53,31 @@ impl Reply {
     /// Asserts the status and, for errors, the contract's error shape and code.
     #[track_caller]
     pub fn expect(&self, status: u16, code: Option<&str>) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
         if let Some(code) = code {
             assert_eq!(self.code(), code, "body: {}", self.text);
-            assert!(self.body["error"]["message"].is_string(), "body: {}", self.text);
-            let request_id = self.body["error"]["request_id"].as_str().unwrap_or_default();
-            assert!(!request_id.is_empty(), "error without request_id: {}", self.text);
+            assert!(
+                self.body["error"]["message"].is_string(),
+                "body: {}",
+                self.text
+            );
+            let request_id = self.body["error"]["request_id"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                !request_id.is_empty(),
+                "error without request_id: {}",
+                self.text
+            );
             assert_eq!(
-                self.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+                self.headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok()),
                 Some(request_id)
             );
         }
@@ -79,7 +96,10 @@ impl Server {
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             args: args.iter().map(|s| s.to_string()).collect(),
-            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             logs: Arc::new(Mutex::new(String::new())),
         };
         server.launch(None);
@@ -175,7 +195,11 @@ impl Server {
         let mut tries = 0;
         loop {
             // The port may linger briefly; retry on a fresh one if needed.
-            let listen = if tries < 20 { Some(address.as_str()) } else { None };
+            let listen = if tries < 20 {
+                Some(address.as_str())
+            } else {
+                None
+            };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.launch(listen);
             }));
@@ -309,8 +333,11 @@ impl Client {
 
     /// Creates a key with `permissions` like `["contacts:read"]`; returns (id, secret).
     pub async fn create_key(&self, agent_id: &str, permissions: &[&str]) -> (String, String) {
-        self.create_key_with(agent_id, json!({ "name": "test key", "permissions": permission_body(permissions) }))
-            .await
+        self.create_key_with(
+            agent_id,
+            json!({ "name": "test key", "permissions": permission_body(permissions) }),
+        )
+        .await
     }
 
     pub async fn create_key_with(&self, agent_id: &str, body: Value) -> (String, String) {
@@ -330,7 +357,10 @@ pub fn permission_body(permissions: &[&str]) -> Value {
     let mut body = json!({ "contacts": [], "documents": [] });
     for permission in permissions {
         let (area, action) = permission.split_once(':').expect("area:action");
-        body[area].as_array_mut().expect("known area").push(json!(action));
+        body[area]
+            .as_array_mut()
+            .expect("known area")
+            .push(json!(action));
     }
     body
 }
