@@ -5,7 +5,10 @@
 
 pub mod client_ip;
 
-use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, atomic::Ordering},
+};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
@@ -18,7 +21,7 @@ use crate::{
     audit::denials::Denial,
     error::ApiError,
     keys::{
-        cache::{CachedKey, Rejection},
+        cache::{CachedKey, KeyCache, Rejection},
         ip,
         permissions::{Action, Area, Permission},
     },
@@ -94,6 +97,37 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// Why a request was refused by the guard.
+#[derive(Debug)]
+pub enum Denied {
+    Missing,
+    Invalid(Rejection),
+    IpNotAllowed(Arc<CachedKey>),
+    PermissionDenied(Arc<CachedKey>, Permission),
+}
+
+/// The whole verification, in SPEC order, without I/O: parse, hash, cache lookup, expiry,
+/// client IP, permission.
+pub fn authorize(
+    keys: &KeyCache,
+    presented: Option<&str>,
+    client: IpAddr,
+    required: Option<Permission>,
+    now_ms: i64,
+) -> Result<Arc<CachedKey>, Denied> {
+    let presented = presented.ok_or(Denied::Missing)?;
+    let key = keys.verify(presented, now_ms).map_err(Denied::Invalid)?;
+    if !ip::allows(&key.ip_nets, client) {
+        return Err(Denied::IpNotAllowed(key));
+    }
+    if let Some(permission) = required
+        && !key.permissions.has(permission)
+    {
+        return Err(Denied::PermissionDenied(key, permission));
+    }
+    Ok(key)
+}
+
 pub fn required_permission(method: &Method, route: &str) -> Option<Option<Permission>> {
     V1_ROUTES
         .iter()
@@ -133,14 +167,12 @@ pub async fn guard(
             required_permission: permission.map(Permission::name),
         });
     };
-    let Some(presented) = presented_key(headers) else {
-        return Err(ApiError::MissingApiKey);
-    };
     let now = now_ms();
     let metrics = &state.metrics;
-    let key = match state.keys.verify(presented, now) {
+    let key = match authorize(&state.keys, presented_key(headers), client, required, now) {
         Ok(key) => key,
-        Err(rejection) => {
+        Err(Denied::Missing) => return Err(ApiError::MissingApiKey),
+        Err(Denied::Invalid(rejection)) => {
             let counter = match rejection {
                 Rejection::Malformed => &metrics.rejected_malformed,
                 Rejection::Unknown => &metrics.rejected_unknown,
@@ -150,22 +182,20 @@ pub async fn guard(
             deny("invalid_api_key", None, None);
             return Err(ApiError::InvalidApiKey);
         }
+        Err(Denied::IpNotAllowed(key)) => {
+            metrics.denied_ip.fetch_add(1, Ordering::Relaxed);
+            deny("ip_not_allowed", Some(&key), None);
+            return Err(ApiError::IpNotAllowed);
+        }
+        Err(Denied::PermissionDenied(key, permission)) => {
+            metrics.denied_permission.fetch_add(1, Ordering::Relaxed);
+            deny("permission_denied", Some(&key), Some(permission));
+            return Err(ApiError::PermissionDenied {
+                required: permission.name(),
+                granted: key.permissions.names(),
+            });
+        }
     };
-    if !ip::allows(&key.ip_nets, client) {
-        metrics.denied_ip.fetch_add(1, Ordering::Relaxed);
-        deny("ip_not_allowed", Some(&key), None);
-        return Err(ApiError::IpNotAllowed);
-    }
-    if let Some(permission) = required
-        && !key.permissions.has(permission)
-    {
-        metrics.denied_permission.fetch_add(1, Ordering::Relaxed);
-        deny("permission_denied", Some(&key), Some(permission));
-        return Err(ApiError::PermissionDenied {
-            required: permission.name(),
-            granted: key.permissions.names(),
-        });
-    }
     metrics.verified_ok.fetch_add(1, Ordering::Relaxed);
     key.touch(now);
     request.extensions_mut().insert(Principal {
@@ -179,6 +209,7 @@ pub async fn guard(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::permissions::Permissions;
     use axum::http::HeaderValue;
 
     #[test]
@@ -196,6 +227,58 @@ mod tests {
         assert_eq!(presented_key(&headers), Some("?"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer   "));
         assert_eq!(presented_key(&headers), None);
+    }
+
+    fn cache_with(ip: &str, permissions: Permissions) -> (KeyCache, String) {
+        let master = crate::crypto::MasterKey::load(&crate::config::MasterKeySource::Inline(
+            "33".repeat(32),
+        ))
+        .unwrap();
+        let cache = KeyCache::new(crate::crypto::KeySecrets::new(&master));
+        let secret = crate::keys::format::generate();
+        cache.put(CachedKey::new(
+            "key_1".into(),
+            "agt_1".into(),
+            "k".into(),
+            cache.secrets().lookup_hash(&secret),
+            permissions,
+            ip::parse_list(&serde_json::json!(ip)).unwrap(),
+            None,
+            None,
+        ));
+        (cache, secret)
+    }
+
+    #[test]
+    fn checks_run_in_the_documented_order() {
+        let read = Permission(Area::Contacts, Action::Read);
+        let write = Permission(Area::Contacts, Action::Update);
+        let (cache, secret) = cache_with("10.0.0.0/8", Permissions::default().with(read));
+        let inside: IpAddr = "10.1.2.3".parse().unwrap();
+        let outside: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(matches!(
+            authorize(&cache, None, outside, Some(write), 0),
+            Err(Denied::Missing)
+        ));
+        assert!(matches!(
+            authorize(&cache, Some("a2v2_bad"), outside, Some(write), 0),
+            Err(Denied::Invalid(Rejection::Malformed))
+        ));
+        assert!(matches!(
+            authorize(&cache, Some(&secret), outside, Some(write), 0),
+            Err(Denied::IpNotAllowed(_))
+        ));
+        assert!(matches!(
+            authorize(&cache, Some(&secret), inside, Some(write), 0),
+            Err(Denied::PermissionDenied(_, p)) if p == write
+        ));
+        assert_eq!(
+            authorize(&cache, Some(&secret), inside, Some(read), 0)
+                .unwrap()
+                .id,
+            "key_1"
+        );
+        assert!(authorize(&cache, Some(&secret), inside, None, 0).is_ok());
     }
 
     #[test]

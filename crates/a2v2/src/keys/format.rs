@@ -2,7 +2,7 @@
 //! 6 base62 characters of CRC32 over the random part. The checksum lets a mistyped or forged
 //! key be rejected before any lookup and lets secret scanners recognise leaked keys.
 
-use rand::{Rng, rngs::OsRng};
+use rand::{RngCore, rngs::OsRng};
 
 pub const PREFIX: &str = "a2v2_";
 const RANDOM_LEN: usize = 43;
@@ -15,16 +15,22 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 pub fn generate() -> String {
     let mut key = String::with_capacity(KEY_LEN);
     key.push_str(PREFIX);
-    let mut rng = OsRng;
-    for _ in 0..RANDOM_LEN {
-        // Rejection sampling keeps every character uniform: 248 = 4 × 62.
-        let index = loop {
-            let byte: u8 = rng.r#gen();
-            if byte < 248 {
-                break usize::from(byte % 62);
-            }
-        };
-        key.push(char::from(ALPHABET[index]));
+    // Rejection sampling keeps every character uniform: 248 = 4 × 62. One buffer of OS
+    // randomness almost always suffices; it is refilled if too many bytes were rejected.
+    let mut pool = [0u8; 64];
+    let mut used = pool.len();
+    let mut produced = 0;
+    while produced < RANDOM_LEN {
+        if used == pool.len() {
+            OsRng.fill_bytes(&mut pool);
+            used = 0;
+        }
+        let byte = pool[used];
+        used += 1;
+        if byte < 248 {
+            key.push(char::from(ALPHABET[usize::from(byte % 62)]));
+            produced += 1;
+        }
     }
     let checksum = checksum(&key.as_bytes()[PREFIX.len()..]);
     key.push_str(std::str::from_utf8(&checksum).unwrap_or_default());

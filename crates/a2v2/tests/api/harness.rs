@@ -91,11 +91,16 @@ impl Server {
     }
 
     pub async fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if let Some(url) = fresh_postgres_database().await {
+            args.push("--database".into());
+            args.push(url);
+        }
         let mut server = Self {
             url: String::new(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args,
             envs: envs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -121,9 +126,6 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
-            command.arg("--database").arg(url);
-        }
         for (key, value) in &self.envs {
             command.env(key, value);
         }
@@ -282,6 +284,26 @@ impl Server {
             .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
     }
+}
+
+/// With `TEST_POSTGRES_URL` set (an admin connection URL), each server gets a new database
+/// on that PostgreSQL; without it, the default embedded SQLite in the temp data directory.
+async fn fresh_postgres_database() -> Option<String> {
+    use sqlx::{Connection, Executor};
+    let admin_url = std::env::var("TEST_POSTGRES_URL").ok()?;
+    let name = format!("a2v2_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to TEST_POSTGRES_URL");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .expect("TEST_POSTGRES_URL names a database");
+    Some(format!("{base}/{name}"))
 }
 
 impl Drop for Server {
