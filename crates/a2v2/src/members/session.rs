@@ -42,6 +42,11 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         Actor::member(&self.member.id, &self.member.email)
     }
+
+    /// The stored hash of this request's session token.
+    pub fn session_hash(&self) -> &str {
+        &self.token_hash
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -91,8 +96,14 @@ pub async fn guard(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let access = super::roles::required_access(request.method(), &route)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no role entry for {route}")))?;
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    let method = match request.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
+    let Some(access) = super::roles::required_access(&method, &route) else {
+        return refuse_unlisted(&route);
+    };
     let minimum = match access {
         Access::Public => return Ok(next.run(request).await),
         Access::AtLeast(role) => role,
@@ -135,6 +146,25 @@ pub async fn guard(
         token_hash,
     });
     Ok(next.run(request).await)
+}
+
+/// A method the table does not list for a known route is 405 with `Allow`; a route missing
+/// from the table altogether is a bug, refused rather than left open.
+fn refuse_unlisted(route: &str) -> Result<Response, ApiError> {
+    let allowed = super::roles::allowed_methods(route);
+    if allowed.is_empty() {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "no role entry for {route}"
+        )));
+    }
+    let allow = allowed.join(", ");
+    let mut response =
+        ApiError::MethodNotAllowed(format!("This method is not allowed here; use {allow}."))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -186,20 +216,20 @@ pub async fn setup(
         None | Some(Value::Null) => "Workspace".to_owned(),
         Some(value) => string_field(&mut errors, "workspace_name", value).trim().to_owned(),
     };
-    if !errors.contains_key("email") {
-        if let Some(err) = email_error(&email) {
-            errors.insert("email".into(), err.into());
-        }
+    if !errors.contains_key("email")
+        && let Some(err) = email_error(&email)
+    {
+        errors.insert("email".into(), err.into());
     }
-    if !errors.contains_key("password") {
-        if let Some(err) = super::password_error(&password) {
-            errors.insert("password".into(), err);
-        }
+    if !errors.contains_key("password")
+        && let Some(err) = super::password_error(&password)
+    {
+        errors.insert("password".into(), err);
     }
-    if !errors.contains_key("workspace_name") {
-        if let Some(err) = crate::keys::text_error(&workspace_name, 100, true) {
-            errors.insert("workspace_name".into(), err);
-        }
+    if !errors.contains_key("workspace_name")
+        && let Some(err) = crate::keys::text_error(&workspace_name, 100, true)
+    {
+        errors.insert("workspace_name".into(), err);
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));

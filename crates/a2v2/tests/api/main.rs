@@ -1,3 +1,8 @@
 //! Black-box tests: the real binary, a temp data directory, HTTP.
 
+// Test helpers fail loudly on anything unexpected; that is their job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
 mod harness;
+mod members;
