@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router {
             "/api/members/{member_id}",
             patch(members::handlers::update).delete(members::handlers::delete),
         )
+        .route(
+            "/api/invites/accept",
+            post(members::handlers::accept_invite),
+        )
         .route("/api/audit-logs", get(audit::handlers::list))
         .route("/api/audit-logs/export", get(audit::handlers::export))
         .route_layer(from_fn_with_state(state.clone(), session::guard));

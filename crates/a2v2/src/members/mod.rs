@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod handlers;
+pub mod invites;
 pub mod manage;
 pub mod roles;
 pub mod rules;

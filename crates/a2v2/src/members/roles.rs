@@ -63,6 +63,7 @@ pub const API_ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/members", AtLeast(Admin)),
     (Method::PATCH, "/api/members/{member_id}", AtLeast(Admin)),
     (Method::DELETE, "/api/members/{member_id}", AtLeast(Admin)),
+    (Method::POST, "/api/invites/accept", Public),
     (Method::GET, "/api/audit-logs", AtLeast(Admin)),
     (Method::GET, "/api/audit-logs/export", AtLeast(Admin)),
 ];

@@ -277,7 +277,7 @@ pub async fn setup(
 }
 
 /// Creates a session row, records `session.created` and builds the sign-in response.
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     tx: &mut sqlx::AnyConnection,
     member: &Member,

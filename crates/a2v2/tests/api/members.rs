@@ -662,3 +662,104 @@ async fn members_are_added_on_the_command_line_even_before_setup() {
     let setup = owner.get("/api/audit-logs?action=workspace.setup").await;
     assert_eq!(setup.body["data"][0]["actor"]["type"], "system");
 }
+
+#[tokio::test]
+async fn invited_members_choose_their_own_password() {
+    let server = Server::start().await;
+    let owner = server.setup().await;
+    let (_, admin) = member_with_role(&server, &owner, "admin@example.com", "admin").await;
+    let reply = admin
+        .post(
+            "/api/members",
+            json!({ "email": "invited@example.com", "role": "member", "invite": true }),
+        )
+        .await;
+    reply.expect(201, None);
+    let token = reply.body["invite_token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 32);
+    assert!(reply.body["invite_expires_at"].is_string());
+    let invited_id = reply.body["id"].as_str().unwrap().to_owned();
+
+    // Not usable before the invite is accepted.
+    server
+        .client()
+        .post(
+            "/api/session",
+            json!({ "email": "invited@example.com", "password": token }),
+        )
+        .await
+        .expect(401, Some("invalid_credentials"));
+    admin
+        .post(
+            "/api/members",
+            json!({ "email": "boss@example.com", "role": "owner", "invite": true }),
+        )
+        .await
+        .expect(403, Some("forbidden"));
+    admin
+        .post(
+            "/api/members",
+            json!({ "email": "x@example.com", "role": "member", "invite": true, "password": PASSWORD }),
+        )
+        .await
+        .expect(422, Some("validation_failed"));
+    admin
+        .post(
+            "/api/members",
+            json!({ "email": "x@example.com", "role": "member", "invite": "yes" }),
+        )
+        .await
+        .expect(422, Some("validation_failed"));
+
+    let public = server.client();
+    public
+        .post(
+            "/api/invites/accept",
+            json!({ "token": token, "password": "short" }),
+        )
+        .await
+        .expect(422, Some("validation_failed"));
+    public
+        .post(
+            "/api/invites/accept",
+            json!({ "token": "not-a-token", "password": PASSWORD }),
+        )
+        .await
+        .expect(404, Some("not_found"));
+    let mut invited = server.client();
+    let accepted = invited
+        .post(
+            "/api/invites/accept",
+            json!({ "token": token, "password": PASSWORD }),
+        )
+        .await;
+    accepted.expect(200, None);
+    assert_eq!(accepted.body["member"]["id"], invited_id.as_str());
+    invited.csrf = accepted.body["csrf_token"].as_str().map(str::to_owned);
+    let me = invited.get("/api/session").await;
+    me.expect(200, None);
+    assert_eq!(me.body["member"]["role"], "member");
+    server.sign_in("invited@example.com", PASSWORD).await;
+    // One use only.
+    public
+        .post(
+            "/api/invites/accept",
+            json!({ "token": token, "password": "another long password" }),
+        )
+        .await
+        .expect(404, Some("not_found"));
+
+    let log = owner.get("/api/audit-logs/export?format=jsonl").await;
+    assert!(
+        !log.text.contains(&token),
+        "the invite token is never logged"
+    );
+    let accepted_event = log
+        .text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|e| e["action"] == "member.updated" && e["target"]["id"] == invited_id.as_str())
+        .expect("member.updated for the accepted invite");
+    assert_eq!(accepted_event["details"]["invite_accepted"], true);
+    assert_eq!(accepted_event["actor"]["id"], invited_id.as_str());
+}
