@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -17,12 +17,12 @@ use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLaye
 
 use crate::{
     access, agents,
-    audit::denials::Denials,
+    audit::{self, denials::Denials},
     config::Config,
     crypto::{KeySecrets, MasterKey},
     error::{self, ApiError},
     keys::{self, cache::KeyCache},
-    members::{session, throttle::SignInThrottle},
+    members::{self, session, throttle::SignInThrottle},
     request_id,
     state::{AppState, Inner, Metrics},
     store::Store,
@@ -68,6 +68,20 @@ pub fn router(state: AppState) -> Router {
             "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
             post(keys::handlers::reveal),
         )
+        .route(
+            "/api/members",
+            get(members::handlers::list).post(members::handlers::create),
+        )
+        .route(
+            "/api/members/{member_id}",
+            patch(members::handlers::update).delete(members::handlers::delete),
+        )
+        .route(
+            "/api/invites/accept",
+            post(members::handlers::accept_invite),
+        )
+        .route("/api/audit-logs", get(audit::handlers::list))
+        .route("/api/audit-logs/export", get(audit::handlers::export))
         .route_layer(from_fn_with_state(state.clone(), session::guard));
     let routes = Router::new()
         .merge(v1)
@@ -207,6 +221,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let flusher = tokio::spawn(keys::handlers::flush_last_used(state.clone()));
+    let retention = tokio::spawn(audit::retention::run(
+        state.store.clone(),
+        state.config.audit_retention_days,
+    ));
     println!("a2v2 listening on http://{addr}");
     tracing::info!(%addr, "listening");
     axum::serve(
@@ -217,6 +235,7 @@ pub async fn serve(
     .await
     .context("serving HTTP")?;
     flusher.abort();
+    retention.abort();
     keys::handlers::flush_once(&state).await;
     state.store.pool.close().await;
     tracing::info!("stopped");

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`.
+//! The command line: `serve`, `migrate`, `members add`.
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +30,28 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit
     Migrate,
+    /// Manage the members who sign in to the dashboard
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersCommand {
+    /// Add a member (works before the first setup: the first member must be an owner).
+    /// The password comes from --password-file, else A2V2_MEMBER_PASSWORD, else a prompt.
+    Add {
+        /// Email address the member signs in with
+        #[arg(long)]
+        email: String,
+        /// owner, admin or member
+        #[arg(long, value_parser = crate::members::command::parse_role)]
+        role: crate::members::Role,
+        /// File whose content (without the final newline) is the password
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -65,6 +87,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "migrations applied to {}",
                 crate::config::redact_url(&config.database_url)
             );
+            Ok(())
+        }
+        Command::Members { command } => members(&config, command).await,
+    }
+}
+
+async fn members(config: &crate::config::Config, command: MembersCommand) -> anyhow::Result<()> {
+    use crate::members::command;
+    match command {
+        MembersCommand::Add {
+            email,
+            role,
+            password_file,
+        } => {
+            let env_password = std::env::var(command::PASSWORD_ENV).ok();
+            let password = command::read_password(password_file.as_deref(), env_password)?;
+            let database = crate::config::redact_url(&config.database_url);
+            println!("adding {email} as {} to {database}", role.name());
+            let member = command::add(config, &email, role, &password).await?;
+            let (email, role, id) = (&member.email, member.role.name(), &member.id);
+            println!("member added: {email} ({role}, id {id})");
             Ok(())
         }
     }

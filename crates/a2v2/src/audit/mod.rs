@@ -1,6 +1,10 @@
 //! The audit log: append-only events written in the same transaction as the change they record.
 
 pub mod denials;
+pub mod export;
+pub mod handlers;
+pub mod query;
+pub mod retention;
 
 use serde::Serialize;
 use serde_json::Value;

@@ -83,6 +83,13 @@ pub const API_ROUTES: &[(Method, &str, Access)] = &[
         "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
         AtLeast(Admin),
     ),
+    (Method::GET, "/api/members", AtLeast(Member)),
+    (Method::POST, "/api/members", AtLeast(Admin)),
+    (Method::PATCH, "/api/members/{member_id}", AtLeast(Admin)),
+    (Method::DELETE, "/api/members/{member_id}", AtLeast(Admin)),
+    (Method::POST, "/api/invites/accept", Public),
+    (Method::GET, "/api/audit-logs", AtLeast(Admin)),
+    (Method::GET, "/api/audit-logs/export", AtLeast(Admin)),
 ];
 
 pub fn required_access(method: &Method, route: &str) -> Option<Access> {
@@ -90,6 +97,15 @@ pub fn required_access(method: &Method, route: &str) -> Option<Access> {
         .iter()
         .find(|(m, path, _)| m == method && *path == route)
         .map(|(_, _, access)| *access)
+}
+
+/// The methods the table lists for `route`, for the `Allow` header of a 405.
+pub fn allowed_methods(route: &str) -> Vec<&'static str> {
+    API_ROUTES
+        .iter()
+        .filter(|(_, path, _)| *path == route)
+        .map(|(method, _, _)| method.as_str())
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,5 +130,27 @@ mod tests {
             Some(AtLeast(Member))
         );
         assert_eq!(required_access(&Method::PUT, "/api/agents"), None);
+        assert_eq!(allowed_methods("/api/agents"), ["GET", "POST"]);
+        assert!(allowed_methods("/api/nothing").is_empty());
+    }
+
+    #[test]
+    fn members_and_the_audit_log_follow_the_role_table() {
+        let member = "/api/members/{member_id}";
+        let cases = [
+            (Method::GET, "/api/members", AtLeast(Member)),
+            (Method::POST, "/api/members", AtLeast(Admin)),
+            (Method::PATCH, member, AtLeast(Admin)),
+            (Method::DELETE, member, AtLeast(Admin)),
+            (Method::GET, "/api/audit-logs", AtLeast(Admin)),
+            (Method::GET, "/api/audit-logs/export", AtLeast(Admin)),
+        ];
+        for (method, route, access) in cases {
+            assert_eq!(required_access(&method, route), Some(access), "{route}");
+        }
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            let access = required_access(&method, "/api/audit-logs");
+            assert_eq!(access, None, "{method}");
+        }
     }
 }

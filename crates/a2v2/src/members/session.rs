@@ -42,6 +42,11 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         Actor::member(&self.member.id, &self.member.email)
     }
+
+    /// The stored hash of this request's session token.
+    pub fn session_hash(&self) -> &str {
+        &self.token_hash
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -91,10 +96,14 @@ pub async fn guard(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    // A method missing from the table is refused rather than left open; for methods the
-    // route does not serve this is the right answer anyway.
-    let access = super::roles::required_access(request.method(), &route)
-        .ok_or_else(crate::error::method_not_allowed)?;
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    let method = match request.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
+    let Some(access) = super::roles::required_access(&method, &route) else {
+        return refuse_unlisted(&route);
+    };
     let minimum = match access {
         Access::Public => return Ok(next.run(request).await),
         Access::AtLeast(role) => role,
@@ -140,6 +149,25 @@ pub async fn guard(
         token_hash,
     });
     Ok(next.run(request).await)
+}
+
+/// A method the table does not list for a known route is 405 with `Allow`; a route missing
+/// from the table altogether is a bug, refused rather than left open.
+fn refuse_unlisted(route: &str) -> Result<Response, ApiError> {
+    let allowed = super::roles::allowed_methods(route);
+    if allowed.is_empty() {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "no role entry for {route}"
+        )));
+    }
+    let allow = allowed.join(", ");
+    let mut response =
+        ApiError::MethodNotAllowed(format!("This method is not allowed here; use {allow}."))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -257,7 +285,7 @@ pub async fn setup(
 }
 
 /// Creates a session row, records `session.created` and builds the sign-in response.
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     tx: &mut sqlx::AnyConnection,
     member: &Member,

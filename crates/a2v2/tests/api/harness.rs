@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 pub const OWNER_EMAIL: &str = "owner@example.com";
 pub const OWNER_PASSWORD: &str = "correct horse battery staple";
+/// The User-Agent every dashboard client sends, so tests can find it in the audit log.
+pub const USER_AGENT: &str = "a2v2-test-client/1.0";
 
 pub struct Server {
     pub url: String,
@@ -219,6 +221,7 @@ impl Server {
             url: self.url.clone(),
             http: reqwest::Client::builder()
                 .cookie_store(true)
+                .user_agent(USER_AGENT)
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),

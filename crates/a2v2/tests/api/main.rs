@@ -1,7 +1,10 @@
 //! Black-box tests: the real binary, a temp data directory, HTTP.
 
+// Test helpers fail loudly on anything unexpected; that is their job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod foundation;
 mod harness;
 mod keys;
+mod members;
