@@ -354,8 +354,23 @@ describe('dashboard', { concurrency: false }, () => {
     assert.equal(await details.getAttribute('aria-expanded'), 'true');
     await page.getByText('Event ID').waitFor();
 
+    await page.getByLabel('Action').selectOption({ label: 'All API key events' });
+    await eventually(async () => {
+      const family = await actions();
+      return family.length >= 6 && family.every((a) => a.startsWith('api_key.'));
+    }, { message: 'only api_key.* events' });
+
+    const csv = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    assert.match(csv, /format=csv/);
+    assert.match(csv, /action=api_key\.\*/);
+    const download = await context.request.get(csv);
+    assert.equal(download.status(), 200);
+    const text = await download.text();
+    assert.match(text, /api_key\.created/);
+    assert.doesNotMatch(text, /member\.created/);
+
     await page.getByRole('button', { name: 'Clear filters' }).click();
-    await eventually(async () => (await actions()).length === all.length, { message: 'the unfiltered list again' });
+    await eventually(async () => (await actions()).length > all.length, { message: 'the unfiltered list again, with the export recorded' });
   });
 
   it('signs out', async () => {

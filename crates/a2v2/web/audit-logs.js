@@ -6,15 +6,17 @@ import {
   timeEl, uid,
 } from '/assets/ui.js';
 
+// Each group also offers its whole family: the API reads `api_key.*` as a prefix.
 const ACTION_GROUPS = [
-  ['Workspace', ['workspace.setup']],
-  ['Sessions', ['session.created', 'session.failed']],
-  ['Members', ['member.created', 'member.updated', 'member.deleted']],
-  ['Agents', ['agent.created', 'agent.updated', 'agent.deleted']],
-  ['API keys', ['api_key.created', 'api_key.updated', 'api_key.deleted', 'api_key.revealed']],
-  ['Contacts', ['contact.created', 'contact.updated', 'contact.deleted']],
-  ['Documents', ['document.created', 'document.updated', 'document.deleted']],
-  ['API requests', ['api_request.denied']],
+  ['Workspace', 'workspace', ['workspace.setup']],
+  ['Sign-ins', 'session', ['session.created', 'session.failed'], 'All sign-in events'],
+  ['Members', 'member', ['member.created', 'member.updated', 'member.deleted'], 'All member events'],
+  ['Agents', 'agent', ['agent.created', 'agent.updated', 'agent.deleted'], 'All agent events'],
+  ['API keys', 'api_key', ['api_key.created', 'api_key.updated', 'api_key.deleted', 'api_key.revealed'], 'All API key events'],
+  ['Contacts', 'contact', ['contact.created', 'contact.updated', 'contact.deleted'], 'All contact events'],
+  ['Documents', 'document', ['document.created', 'document.updated', 'document.deleted'], 'All document events'],
+  ['API requests', 'api_request', ['api_request.denied']],
+  ['Audit log', 'audit', ['audit.exported', 'audit.purged'], 'All audit log events'],
 ];
 
 const TYPE_LABELS = {
@@ -45,7 +47,9 @@ export async function renderAuditLogs(ctx) {
 
   const actionSelect = h('select', {},
     h('option', { value: '' }, 'All actions'),
-    ACTION_GROUPS.map(([label, actions]) => h('optgroup', { label }, actions.map((a) => h('option', { value: a }, a)))));
+    ACTION_GROUPS.map(([label, prefix, actions, familyLabel]) => h('optgroup', { label },
+      familyLabel ? h('option', { value: `${prefix}.*` }, familyLabel) : null,
+      actions.map((a) => h('option', { value: a }, a)))));
   const agentSelect = h('select', {},
     h('option', { value: '' }, 'All agents'),
     agents.map((a) => h('option', { value: a.id }, a.name)));
@@ -66,11 +70,25 @@ export async function renderAuditLogs(ctx) {
   filterBar.addEventListener('submit', (event) => event.preventDefault());
   Object.values(filters).forEach((f) => f.control.addEventListener('change', restart));
 
+  // Downloads are plain links (the session cookie goes along); `download` keeps the app's
+  // router from treating them as pages.
+  const exportLinks = [['csv', 'Export CSV'], ['jsonl', 'Export JSONL']].map(([format, label]) => {
+    const link = h('a', { class: 'btn btn-secondary', download: true }, label);
+    link.dataset.format = format;
+    return link;
+  });
+  const updateExportLinks = () => {
+    exportLinks.forEach((link) => {
+      link.href = `/api/audit-logs/export${query({ format: link.dataset.format, ...filterValues() })}`;
+    });
+  };
+
   const card = h('section', { class: 'card', 'aria-label': 'Audit events' });
   const status = h('p', { class: 'table-status', role: 'status' });
   main.append(pageHeader({
     title: 'Audit logs',
     subtitle: 'Every change to members, agents and API keys, every sign-in, and every refused API request: who, what, when and from where.',
+    actions: exportLinks,
   }), filterBar, card, status);
 
   let cursor = null;
@@ -80,9 +98,8 @@ export async function renderAuditLogs(ctx) {
   const more = button('Load more', { onClick: () => busy(more, loadPage) });
   const footer = h('div', { class: 'table-footer' }, more);
 
-  function currentQuery() {
+  function filterValues() {
     return {
-      limit: PAGE_SIZE,
       action: actionSelect.value,
       agent_id: agentSelect.value,
       since: toRfc3339(since.value),
@@ -96,6 +113,7 @@ export async function renderAuditLogs(ctx) {
     shown = 0;
     tbody = null;
     reset.hidden = Object.values(filters).every((f) => f.control.value === '');
+    updateExportLinks();
     clear(card, loadingRow());
     status.textContent = '';
     await loadPage();
@@ -105,7 +123,7 @@ export async function renderAuditLogs(ctx) {
     const mine = generation;
     let page;
     try {
-      page = await api('GET', `/api/audit-logs${query({ ...currentQuery(), cursor })}`);
+      page = await api('GET', `/api/audit-logs${query({ limit: PAGE_SIZE, ...filterValues(), cursor })}`);
     } catch (err) {
       if (ctx.isCurrent() && mine === generation) clear(card, errorPanel(err));
       return;

@@ -66,8 +66,9 @@ export async function renderMembers(ctx) {
         ? h('div', { class: 'row-actions' },
           button('Change role', { size: 'sm', dataset: { action: 'role' }, onClick: () => openRoleModal(m, rowAction('role')) }),
           button('Reset password', { size: 'sm', dataset: { action: 'password' }, onClick: () => openPasswordModal(m, rowAction('password')) }),
-          // Removing yourself would end this very session; someone else has to do it.
-          isMe ? null : iconButton('trash', 'Remove', {
+          // Removing yourself would end this very session; someone else has to do it. The
+          // empty slot keeps the row's buttons aligned with the others.
+          isMe ? h('span', { class: 'btn-slot', 'aria-hidden': 'true' }) : iconButton('trash', 'Remove', {
             title: 'Remove member', variant: 'ghost-danger', dataset: { action: 'remove' },
             onClick: () => confirmRemove(m),
           }))
@@ -111,7 +112,9 @@ export async function renderMembers(ctx) {
           modal.close();
           toast(successMessage);
         } catch (err) {
-          if (applyFieldErrors(err, fields).length === 0) alertBox.show(err);
+          // A taken email comes back as a conflict, not a field error; it still belongs to Email.
+          if (err.code === 'conflict' && fields.email) fields.email.setError(err.message);
+          else if (applyFieldErrors(err, fields).length === 0) alertBox.show(err);
         }
       });
     });
@@ -163,7 +166,7 @@ export async function renderMembers(ctx) {
     const fields = {
       password: field({
         label: 'New password',
-        hint: 'At least 12 characters. Share it with them through a secure channel.',
+        hint: 'At least 12 characters. Their sessions end, so they sign in again with it.',
         control: h('input', { type: 'password', autocomplete: 'new-password' }),
       }),
     };
