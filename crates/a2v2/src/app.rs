@@ -110,6 +110,10 @@ fn with_layers(routes: Router) -> Router {
             HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
@@ -221,6 +225,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let flusher = tokio::spawn(keys::handlers::flush_last_used(state.clone()));
+    let follower = tokio::spawn(keys::sync::follow(state.clone()));
     let retention = tokio::spawn(audit::retention::run(
         state.store.clone(),
         state.config.audit_retention_days,
@@ -235,6 +240,7 @@ pub async fn serve(
     .await
     .context("serving HTTP")?;
     flusher.abort();
+    follower.abort();
     retention.abort();
     keys::handlers::flush_once(&state).await;
     state.store.pool.close().await;

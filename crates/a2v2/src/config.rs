@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
-pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,7 +64,7 @@ pub struct ConfigArgs {
     /// Public URL of the dashboard; an https:// URL marks session cookies Secure
     #[arg(long, env = "A2V2_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// Days audit events are kept before the background purge removes them; 0 keeps them forever [default: 365]
+    /// Days audit events are kept before the background purge removes them; 0 keeps them forever [default: 0]
     #[arg(long, env = "A2V2_AUDIT_RETENTION_DAYS", global = true)]
     pub audit_retention_days: Option<u32>,
 }
@@ -217,7 +217,13 @@ fn parse_proxies<'a>(entries: impl Iterator<Item = &'a str>) -> anyhow::Result<V
 
 /// Creates the data directory with owner-only permissions if it is missing.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -256,17 +256,14 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             }
         }
     };
-    let (mut parts, _) = response.into_parts();
+    let (parts, _) = response.into_parts();
     let mut body = pending.body;
     body.insert("request_id".into(), json!(request_id));
     let mut out = (pending.status, Json(json!({ "error": body }))).into_response();
     let headers = out.headers_mut();
-    for (name, value) in parts.headers.drain() {
-        if let Some(name) = name
-            && name != header::CONTENT_TYPE
-            && name != header::CONTENT_LENGTH
-        {
-            headers.insert(name, value);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            headers.append(name, value.clone());
         }
     }
     if pending.status == StatusCode::UNAUTHORIZED {

@@ -61,6 +61,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // No parameter has a use for NUL, and PostgreSQL refuses it in text.
+    if query.contains("%00") {
+        return Err(ApiError::BadRequest(
+            "The query string contains a NUL character.".into(),
+        ));
+    }
     axum::extract::Query::<T>::try_from_uri(
         &format!("/?{query}")
             .parse()

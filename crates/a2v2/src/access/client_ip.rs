@@ -7,6 +7,8 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if trusted.is_empty() || !is_trusted(&peer) {
         return peer;
@@ -19,7 +21,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .flat_map(|value| value.split(','))
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             // An unreadable hop: the last address we can vouch for is the client.
@@ -66,5 +68,8 @@ mod tests {
         assert_eq!(got, "10.2.2.2".parse::<IpAddr>().unwrap());
         let got = resolve(peer, &headers("garbage, 10.2.2.2"), &trusted);
         assert_eq!(got, "10.2.2.2".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let got = resolve(mapped, &headers("203.0.113.9"), &trusted);
+        assert_eq!(got, "203.0.113.9".parse::<IpAddr>().unwrap());
     }
 }

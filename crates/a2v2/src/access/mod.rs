@@ -148,8 +148,13 @@ pub async fn guard(
         .unwrap_or_default();
     // A method missing from the table is refused rather than left open; for methods the
     // route does not serve this is the right answer anyway.
-    let required = required_permission(request.method(), &route)
-        .ok_or_else(crate::error::method_not_allowed)?;
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    let method = match request.method() {
+        &Method::HEAD => Method::GET,
+        other => other.clone(),
+    };
+    let required =
+        required_permission(&method, &route).ok_or_else(crate::error::method_not_allowed)?;
     let headers = request.headers();
     let client = client_ip::resolve(peer.ip(), headers, &state.config.trusted_proxies);
     let user_agent = headers
@@ -197,6 +202,10 @@ pub async fn guard(
         }
     };
     metrics.verified_ok.fetch_add(1, Ordering::Relaxed);
+    // Ids never need escaping; an escaped path segment names nothing that exists.
+    if request.uri().path().contains('%') {
+        return Err(ApiError::NotFound);
+    }
     key.touch(now);
     request.extensions_mut().insert(Principal {
         key,

@@ -200,6 +200,9 @@ pub async fn delete(
         .bind(&agent.id)
         .execute(&mut *tx)
         .await?;
+    for key_id in &key_ids {
+        crate::keys::sync::announce(&mut tx, state.store.backend, key_id).await?;
+    }
     audit::record(
         &mut tx,
         &caller.actor(),
@@ -208,7 +211,7 @@ pub async fn delete(
             action: "agent.deleted",
             agent_id: Some(&agent.id),
             target: Some(Target::new("agent", &agent.id, &agent.name)),
-            details: json!({ "revoked_api_keys": key_ids.len() }),
+            details: json!({ "revoked_api_keys": key_ids }),
         },
     )
     .await?;

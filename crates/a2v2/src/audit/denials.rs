@@ -1,6 +1,9 @@
 //! `api_request.denied` events, bounded: the first denial of a kind (key, or client IP for
 //! unknown keys, and reason) in a minute is written at once; later ones in that minute only
 //! raise its count, flushed every few seconds. A flood of bad requests costs one row a minute.
+//! Unknown keys are grouped by client address (an IPv6 client by its /64, which one host
+//! controls whole), and at most `MAX_KINDS` kinds are tracked: beyond that, denials share one
+//! overflow event per reason, so many sources cannot fill the disk either.
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,6 +15,8 @@ use super::{Actor, Event, Origin, Target};
 use crate::store::{Store, new_id, now_ms};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+const MAX_KINDS: usize = 10_000;
+const QUEUE: usize = 4_096;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Kind {
@@ -45,13 +50,23 @@ struct NewEvent {
 #[derive(Clone)]
 pub struct Denials {
     slots: Arc<DashMap<Kind, Slot>>,
-    writer: mpsc::UnboundedSender<NewEvent>,
+    writer: mpsc::Sender<NewEvent>,
+}
+
+/// The address an unknown key's denials are grouped under.
+fn source_of(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| ip.to_owned()),
+        _ => ip.to_owned(),
+    }
 }
 
 impl Denials {
     /// Starts the background writer; it stops when the last handle is dropped.
     pub fn start(store: Store) -> Self {
-        let (writer, inbox) = mpsc::unbounded_channel();
+        let (writer, inbox) = mpsc::channel(QUEUE);
         let slots = Arc::new(DashMap::new());
         tokio::spawn(write_events(store, inbox, Arc::clone(&slots)));
         Self { slots, writer }
@@ -59,13 +74,16 @@ impl Denials {
 
     pub fn record(&self, denial: Denial) {
         let minute = now_ms() / 60_000;
-        let kind = Kind {
+        let mut kind = Kind {
             subject: match &denial.key {
                 Some((key_id, _, _)) => key_id.clone(),
-                None => denial.ip.clone(),
+                None => source_of(&denial.ip),
             },
             reason: denial.reason,
         };
+        if self.slots.len() >= MAX_KINDS && !self.slots.contains_key(&kind) {
+            kind.subject = "overflow".to_owned();
+        }
         let mut slot = self.slots.entry(kind).or_insert_with(|| Slot {
             minute: i64::MIN,
             event_id: String::new(),
@@ -83,15 +101,15 @@ impl Denials {
             count: 1,
             flushed: 1,
         };
-        if self.writer.send(NewEvent { id, denial }).is_err() {
-            tracing::warn!("audit writer stopped; a denied request was not recorded");
+        if self.writer.try_send(NewEvent { id, denial }).is_err() {
+            tracing::warn!("audit writer is behind or stopped; a denied request was not recorded");
         }
     }
 }
 
 async fn write_events(
     store: Store,
-    mut inbox: mpsc::UnboundedReceiver<NewEvent>,
+    mut inbox: mpsc::Receiver<NewEvent>,
     slots: Arc<DashMap<Kind, Slot>>,
 ) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -174,5 +192,17 @@ async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {
         if let Err(err) = result {
             tracing::error!(error = %err, "updating a denial count failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_sources_are_grouped_by_their_64() {
+        assert_eq!(source_of("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(source_of("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+        assert_eq!(source_of("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -3,9 +3,15 @@
 //! Keys are indexed by the first 16 bytes of their keyed hash in a sharded map (no global
 //! lock); the full 32-byte hash is then compared in constant time. Every management change
 //! updates the cache before its HTTP response is sent.
+//!
+//! HMAC-SHA-256 costs two SHA-256 blocks, most of a verification on CPUs without SHA
+//! instructions. So a key that verified once is remembered under a 128-bit tag from SipHash
+//! with per-process random keys: later requests with the same key cost a SipHash and one
+//! lookup. Tags cannot be computed without the process secret, only keys that passed the full
+//! check get one, and every change or removal of a key forgets its tag.
 
 use std::{
-    hash::{BuildHasherDefault, Hasher},
+    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -114,6 +120,10 @@ pub struct KeyCache {
     secrets: KeySecrets,
     by_hash: Index,
     by_id: DashMap<String, u128>,
+    /// Keys already verified in full, by tag; see the module comment.
+    verified: Index,
+    tag_of: DashMap<String, u128>,
+    tag_keys: [RandomState; 2],
 }
 
 impl KeyCache {
@@ -122,6 +132,49 @@ impl KeyCache {
             secrets,
             by_hash: Index::default(),
             by_id: DashMap::new(),
+            verified: Index::default(),
+            tag_of: DashMap::new(),
+            tag_keys: [RandomState::new(), RandomState::new()],
+        }
+    }
+
+    fn tag(&self, presented: &str) -> u128 {
+        let [high, low] = &self.tag_keys;
+        u128::from(high.hash_one(presented)) << 64 | u128::from(low.hash_one(presented))
+    }
+
+    /// The full check: keyed hash, lookup, constant-time comparison.
+    fn verify_in_full(&self, presented: &str) -> Result<Arc<CachedKey>, Rejection> {
+        let hash = self.secrets.lookup_hash(presented);
+        let entry = self
+            .by_hash
+            .get(&index_of(&hash))
+            .map(|entry| Arc::clone(entry.value()))
+            .ok_or(Rejection::Unknown)?;
+        if !bool::from(entry.hash.ct_eq(&hash)) {
+            return Err(Rejection::Unknown);
+        }
+        Ok(entry)
+    }
+
+    fn remember(&self, tag: u128, entry: &Arc<CachedKey>) {
+        self.verified.insert(tag, Arc::clone(entry));
+        self.tag_of.insert(entry.id.clone(), tag);
+        // A concurrent change may have replaced or removed the key meanwhile; its forget()
+        // may have run before our insert, so check again and undo.
+        let current = self
+            .by_hash
+            .get(&index_of(&entry.hash))
+            .is_some_and(|now| Arc::ptr_eq(now.value(), entry));
+        if !current {
+            self.verified
+                .remove_if(&tag, |_, remembered| Arc::ptr_eq(remembered, entry));
+        }
+    }
+
+    fn forget(&self, key_id: &str) {
+        if let Some((_, tag)) = self.tag_of.remove(key_id) {
+            self.verified.remove(&tag);
         }
     }
 
@@ -134,15 +187,16 @@ impl KeyCache {
         if !format::is_well_formed(presented) {
             return Err(Rejection::Malformed);
         }
-        let hash = self.secrets.lookup_hash(presented);
-        let entry = self
-            .by_hash
-            .get(&index_of(&hash))
-            .map(|entry| Arc::clone(entry.value()))
-            .ok_or(Rejection::Unknown)?;
-        if !bool::from(entry.hash.ct_eq(&hash)) {
-            return Err(Rejection::Unknown);
-        }
+        let tag = self.tag(presented);
+        let remembered = self.verified.get(&tag).map(|e| Arc::clone(e.value()));
+        let entry = match remembered {
+            Some(entry) => entry,
+            None => {
+                let entry = self.verify_in_full(presented)?;
+                self.remember(tag, &entry);
+                entry
+            }
+        };
         if entry.expires_at.is_some_and(|at| at <= now_ms) {
             return Err(Rejection::Expired);
         }
@@ -160,13 +214,29 @@ impl KeyCache {
                 Ordering::Relaxed,
             );
         }
-        self.by_id.insert(key.id.clone(), index);
+        let key_id = key.id.clone();
+        self.by_id.insert(key_id.clone(), index);
         self.by_hash.insert(index, Arc::new(key));
+        self.forget(&key_id);
     }
 
     pub fn remove(&self, key_id: &str) {
         if let Some((_, index)) = self.by_id.remove(key_id) {
             self.by_hash.remove(&index);
+        }
+        self.forget(key_id);
+    }
+
+    /// Drops every key whose id `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|entry| !keep(entry.key()))
+            .map(|entry| entry.key().clone())
+            .collect();
+        for key_id in gone {
+            self.remove(&key_id);
         }
     }
 
@@ -238,6 +308,34 @@ mod tests {
         cache.remove("key_1");
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn changes_reach_keys_verified_before() {
+        let cache = cache();
+        let key = format::generate();
+        cache.put(entry(&cache, "key_1", &key, None));
+        assert!(cache.verify(&key, 0).is_ok());
+        assert!(
+            cache.verify(&key, 0).is_ok(),
+            "served from the verified map"
+        );
+        cache.put(entry(&cache, "key_1", &key, Some(10)));
+        assert_eq!(cache.verify(&key, 10).unwrap_err(), Rejection::Expired);
+        cache.remove("key_1");
+        assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
+        assert!(cache.verified.is_empty() && cache.tag_of.is_empty());
+    }
+
+    #[test]
+    fn a_stale_entry_is_never_remembered() {
+        let cache = cache();
+        let key = format::generate();
+        cache.put(entry(&cache, "key_1", &key, None));
+        let stale = cache.verify_in_full(&key).unwrap();
+        cache.remove("key_1");
+        cache.remember(cache.tag(&key), &stale);
+        assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
     }
 
     #[test]

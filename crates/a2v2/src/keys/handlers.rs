@@ -28,12 +28,15 @@ fn view(state: &AppState, row: &KeyRow) -> Value {
     row.view(state.keys.get(&row.id).and_then(|k| k.last_used_at()))
 }
 
-fn cache(state: &AppState, row: &KeyRow) -> Result<(), ApiError> {
-    let cached = row
-        .to_cached()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored key hash is malformed")))?;
-    state.keys.put(cached);
-    Ok(())
+/// Serves the key as stored, or, if its stored form cannot be read, refuses it.
+pub(crate) fn cache(state: &AppState, row: &KeyRow) {
+    match row.to_cached() {
+        Some(cached) => state.keys.put(cached),
+        None => {
+            tracing::error!(key_id = %row.id, "stored key is unreadable; it is refused");
+            state.keys.remove(&row.id);
+        }
+    }
 }
 
 async fn find(
@@ -81,6 +84,7 @@ pub async fn create(
     let mut tx = state.store.begin().await?;
     agents::find(&mut tx, &agent_id).await?;
     super::insert(&mut tx, &row).await?;
+    super::sync::announce(&mut tx, state.store.backend, &row.id).await?;
     audit::record(
         &mut tx,
         &caller.actor(),
@@ -100,7 +104,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    cache(&state, &row)?;
+    cache(&state, &row);
     let mut body = view(&state, &row);
     body["key"] = json!(secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -133,6 +137,7 @@ pub async fn update(
     if !changed.is_empty() {
         row.updated_at = now;
         super::update(&mut tx, &row).await?;
+        super::sync::announce(&mut tx, state.store.backend, &row.id).await?;
         audit::record(
             &mut tx,
             &caller.actor(),
@@ -150,7 +155,7 @@ pub async fn update(
         .await?;
     }
     tx.commit().await?;
-    cache(&state, &row)?;
+    cache(&state, &row);
     Ok(Json(view(&state, &row)))
 }
 
@@ -195,6 +200,7 @@ pub async fn delete(
     let mut tx = state.store.begin().await?;
     let row = find(&mut tx, &agent_id, &key_id).await?;
     super::delete(&mut tx, &row.id).await?;
+    super::sync::announce(&mut tx, state.store.backend, &row.id).await?;
     audit::record(
         &mut tx,
         &caller.actor(),
@@ -227,10 +233,14 @@ pub async fn introspect(principal: Principal) -> Json<Value> {
     }))
 }
 
-/// Loads every key into the cache at start-up.
+/// Loads every key into the cache (at start-up, and after a lost change feed), dropping
+/// cached keys that storage no longer has.
 pub async fn load_cache(state: &AppState) -> anyhow::Result<usize> {
+    let _serialised = state.key_writes.lock().await;
     let mut conn = state.store.pool.acquire().await?;
     let rows = super::list_all(&mut conn).await?;
+    let stored: std::collections::HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    state.keys.retain(|key_id| stored.contains(key_id));
     for row in &rows {
         match row.to_cached() {
             Some(cached) => state.keys.put(cached),

@@ -51,9 +51,9 @@ fn normalise(entries: &[&str]) -> Result<Vec<IpNet>, String> {
         if !nets.contains(&net) {
             nets.push(net);
         }
-    }
-    if nets.len() > MAX_ENTRIES {
-        return Err(format!("must have at most {MAX_ENTRIES} entries"));
+        if nets.len() > MAX_ENTRIES {
+            return Err(format!("must have at most {MAX_ENTRIES} entries"));
+        }
     }
     Ok(nets)
 }

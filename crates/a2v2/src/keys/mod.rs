@@ -5,6 +5,7 @@ pub mod format;
 pub mod handlers;
 pub mod ip;
 pub mod permissions;
+pub mod sync;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
@@ -33,6 +34,8 @@ pub struct KeyRow {
     pub preview: String,
     pub permissions: Permissions,
     pub ip_nets: Vec<IpNet>,
+    /// False when the stored IP list could not be read; the key is then refused.
+    pub ip_list_readable: bool,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
     pub created_by_email: Option<String>,
@@ -48,11 +51,10 @@ const SELECT: &str = "SELECT k.id, k.agent_id, k.name, k.description, k.lookup_h
 
 fn from_row(row: &AnyRow) -> Result<KeyRow, sqlx::Error> {
     let ip_text: String = row.try_get("ip_addresses")?;
+    // An unreadable stored list must not widen to "any address": such a key is not served.
     let ip_nets = serde_json::from_str::<Vec<String>>(&ip_text)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|entry| ip::parse_entry(entry))
-        .collect();
+        .ok()
+        .and_then(|entries| entries.iter().map(|e| ip::parse_entry(e)).collect());
     Ok(KeyRow {
         id: row.try_get("id")?,
         agent_id: row.try_get("agent_id")?,
@@ -62,7 +64,8 @@ fn from_row(row: &AnyRow) -> Result<KeyRow, sqlx::Error> {
         secret_ciphertext: row.try_get("secret_ciphertext")?,
         preview: row.try_get("preview")?,
         permissions: Permissions::from_bits(row.try_get("permissions")?),
-        ip_nets,
+        ip_list_readable: ip_nets.is_some(),
+        ip_nets: ip_nets.unwrap_or_default(),
         expires_at: row.try_get("expires_at")?,
         created_by: row.try_get("created_by")?,
         created_by_email: row.try_get("created_by_email")?,
@@ -101,6 +104,9 @@ impl KeyRow {
     }
 
     pub fn to_cached(&self) -> Option<CachedKey> {
+        if !self.ip_list_readable {
+            return None;
+        }
         let hash: [u8; 32] = decode_hex(&self.lookup_hash).ok()?.try_into().ok()?;
         Some(CachedKey::new(
             self.id.clone(),
@@ -272,6 +278,17 @@ pub async fn get(
     row.as_ref().map(from_row).transpose()
 }
 
+pub async fn get_by_id(
+    conn: &mut AnyConnection,
+    key_id: &str,
+) -> Result<Option<KeyRow>, sqlx::Error> {
+    let row = sqlx::query(&format!("{SELECT} WHERE k.id = $1"))
+        .bind(key_id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub async fn insert(conn: &mut AnyConnection, key: &KeyRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, secret_ciphertext, \
@@ -364,6 +381,7 @@ pub fn mint(
         description: changes.description.unwrap_or_default(),
         permissions: changes.permissions.unwrap_or_default(),
         ip_nets: changes.ip_nets.unwrap_or_default(),
+        ip_list_readable: true,
         expires_at: changes.expires_at.flatten(),
         created_by: created_by.map(|(id, _)| id.to_owned()),
         created_by_email: created_by.map(|(_, email)| email.to_owned()),
@@ -395,6 +413,7 @@ pub fn apply(row: &mut KeyRow, changes: KeyChanges) -> Map<String, Value> {
             json!({"from": ip_list(&row.ip_nets), "to": ip_list(&nets)}),
         );
         row.ip_nets = nets;
+        row.ip_list_readable = true;
     }
     if let Some(set) = changes.permissions.filter(|p| *p != row.permissions) {
         changed.insert(

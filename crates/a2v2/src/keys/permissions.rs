@@ -102,7 +102,8 @@ impl Permissions {
         let mut set = Self::default();
         for (area_name, actions) in object {
             let area = Area::from_name(area_name).ok_or_else(|| {
-                format!("has an unknown area {area_name:?}; use contacts or documents")
+                let shown: String = area_name.chars().take(40).collect();
+                format!("has an unknown area {shown:?}; use contacts or documents")
             })?;
             let actions = match actions {
                 Value::Null => continue,
@@ -114,8 +115,9 @@ impl Permissions {
                     .as_str()
                     .and_then(Action::from_name)
                     .ok_or_else(|| {
+                        let shown: String = action.to_string().chars().take(40).collect();
                         format!(
-                            "{area_name} has an unknown action {action}; use create, read, update or delete"
+                            "{area_name} has an unknown action {shown}; use create, read, update or delete"
                         )
                     })?;
                 set = set.with(Permission(area, action));

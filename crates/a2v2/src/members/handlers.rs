@@ -134,8 +134,13 @@ pub async fn accept_invite(
         return Err(ApiError::validation(errors));
     };
     let hash = invites::token_hash(state.keys.secrets(), token.trim());
-    let password_hash = super::hash_password(password).await?;
     let origin = session::origin_of(&state, peer, &headers);
+    // Guessing tokens is throttled like guessing passwords, before any Argon2 work.
+    let ip = origin.ip.clone().unwrap_or_default();
+    if let Err(retry_after) = state.throttle.attempt(None, &ip, now_ms()) {
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    let password_hash = super::hash_password(password).await?;
     let mut tx = state.store.begin().await?;
     let member_id = invites::take(&mut tx, &hash, now_ms())
         .await?
@@ -159,6 +164,7 @@ pub async fn accept_invite(
     .await?;
     let response = session::start_session(&state, &mut tx, &member, &origin).await?;
     tx.commit().await?;
+    state.throttle.succeeded(None, &ip);
     Ok(response)
 }
 

@@ -63,8 +63,19 @@ pub fn password_error(password: &str) -> Option<String> {
     None
 }
 
+/// Argon2id needs about 19 MiB and tens of milliseconds per call: at most this many run at
+/// once, so a flood of sign-ins queues instead of exhausting memory.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Argon2id hash; run it off the async threads, it is deliberately slow.
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    let _slot = argon2_slots().acquire().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -78,6 +89,9 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 /// Verifies `password` against `hash`; with no hash, spends the same time and fails, so that
 /// unknown emails cannot be told apart by timing.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    let Ok(_slot) = argon2_slots().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match hash {
             Some(hash) => (hash, true),

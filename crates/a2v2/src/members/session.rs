@@ -142,6 +142,10 @@ pub async fn guard(
             minimum.name(),
         )));
     }
+    // Ids never need escaping; an escaped path segment names nothing that exists.
+    if request.uri().path().contains('%') {
+        return Err(ApiError::NotFound);
+    }
     let origin = origin_of(&state, peer, headers);
     request.extensions_mut().insert(Caller {
         member,
@@ -172,14 +176,18 @@ fn refuse_unlisted(route: &str) -> Result<Response, ApiError> {
 
 #[derive(Deserialize)]
 pub struct SetupRequest {
+    #[serde(default)]
     email: Value,
+    #[serde(default)]
     password: Value,
     workspace_name: Option<Value>,
 }
 
 #[derive(Deserialize)]
 pub struct SignInRequest {
+    #[serde(default)]
     email: Value,
+    #[serde(default)]
     password: Value,
 }
 
@@ -353,12 +361,19 @@ pub async fn sign_in(
     let origin = origin_of(&state, peer, &headers);
     let ip = origin.ip.clone().unwrap_or_default();
     let now = now_ms();
-    if let Err(retry_after) = state.throttle.check(&email, &ip, now) {
+    // A string that is not an email cannot match a member; it counts against the IP only
+    // (and stays out of storage queries, where PostgreSQL would refuse a NUL byte).
+    let plausible = email_error(&email).is_none();
+    let throttled_email = plausible.then_some(email.as_str());
+    if let Err(retry_after) = state.throttle.attempt(throttled_email, &ip, now) {
         return Err(ApiError::RateLimited { retry_after });
     }
-    let mut conn = state.store.pool.acquire().await?;
-    let found = super::find_by_email(&mut conn, &email).await?;
-    drop(conn);
+    let found = if plausible {
+        let mut conn = state.store.pool.acquire().await?;
+        super::find_by_email(&mut conn, &email).await?
+    } else {
+        None
+    };
     let (member, hash) = match found {
         Some((member, hash)) => (Some(member), Some(hash)),
         None => (None, None),
@@ -367,14 +382,17 @@ pub async fn sign_in(
     let mut tx = state.store.begin().await?;
     match member.filter(|_| password_ok) {
         Some(member) => {
-            state.throttle.record_success(&email);
+            state.throttle.succeeded(throttled_email, &ip);
             let response = start_session(&state, &mut tx, &member, &origin).await?;
             tx.commit().await?;
             Ok(response)
         }
         None => {
-            state.throttle.record_failure(&email, &ip, now);
-            let label: String = email.chars().take(100).collect();
+            let label: String = email
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect();
             audit::record(
                 &mut tx,
                 &Actor {
@@ -404,8 +422,9 @@ pub async fn current(
 ) -> Result<Json<Value>, ApiError> {
     let row = sqlx::query("SELECT csrf_token FROM sessions WHERE token_hash = $1")
         .bind(&caller.token_hash)
-        .fetch_one(&state.store.pool)
-        .await?;
+        .fetch_optional(&state.store.pool)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     let csrf: String = row.try_get("csrf_token")?;
     Ok(Json(
         json!({ "member": caller.member.view(), "csrf_token": csrf }),

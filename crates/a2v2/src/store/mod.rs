@@ -125,8 +125,14 @@ impl Store {
             .context("applying database migrations")
     }
 
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first fails at once with "database is locked" when
+    /// another connection commits before its first write, whatever the busy timeout.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -164,6 +170,45 @@ mod tests {
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[tokio::test]
+    async fn write_transactions_do_not_fail_when_another_commits_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = super::Store::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (n BIGINT)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let mut first = store.begin().await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *first)
+            .await
+            .unwrap();
+        let other = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (n) VALUES (2)")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        sqlx::query("INSERT INTO t (n) VALUES (1)")
+            .execute(&mut *first)
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        other.await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
     }
 
     #[test]
