@@ -484,3 +484,41 @@ async fn logs_carry_request_ids_but_no_secrets() {
         "a cookie leaked into the log"
     );
 }
+
+#[tokio::test]
+async fn parallel_wrong_sign_ins_cannot_pass_the_limit() {
+    let server = Server::start().await;
+    server.setup().await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = server.client();
+        attempts.spawn(async move {
+            client
+                .post(
+                    "/api/session",
+                    json!({"email": OWNER_EMAIL, "password": "wrong password!!"}),
+                )
+                .await
+                .status
+                .as_u16()
+        });
+    }
+    let statuses = attempts.join_all().await;
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong, 10, "{statuses:?}");
+    assert_eq!(throttled, 30, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn responses_with_secrets_are_not_cached() {
+    let server = Server::start().await;
+    let owner = server.setup().await;
+    let session = owner.get("/api/session").await;
+    assert_eq!(session.headers["cache-control"], "no-store");
+    let agent = owner.create_agent("a").await;
+    let created = owner
+        .post(&format!("/api/agents/{agent}/api-keys"), json!({"name": "k"}))
+        .await;
+    assert_eq!(created.headers["cache-control"], "no-store");
+}

@@ -587,3 +587,33 @@ async fn patch_changes_fields_and_validates() {
         .await
         .expect(404, Some("not_found"));
 }
+
+#[tokio::test]
+async fn denials_from_one_ipv6_network_share_one_event() {
+    let server = Server::start_with(&["--trusted-proxies", "127.0.0.1/32"], &[]).await;
+    let owner = server.setup().await;
+    let http = reqwest::Client::new();
+    for n in 0..300u32 {
+        let status = http
+            .get(format!("{}/v1/key", server.url))
+            .bearer_auth(a2v2::keys::format::generate())
+            .header("x-forwarded-for", format!("2001:db8:7:7:{:x}::{:x}", n, n + 1))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    let mut total = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let events = owner.get("/api/audit-logs?action=api_request.denied&limit=200").await;
+        let data = events.body["data"].as_array().unwrap().clone();
+        total = data.iter().map(|e| e["details"]["count"].as_u64().unwrap_or(0)).sum::<u64>();
+        if total == 300 {
+            assert!(data.len() <= 2, "{} events for one /64", data.len());
+            break;
+        }
+    }
+    assert_eq!(total, 300);
+}
