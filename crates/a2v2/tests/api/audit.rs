@@ -869,9 +869,7 @@ async fn the_log_exports_as_csv_and_json_lines() {
 
 async fn database(server: &Server) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    let url = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", server.dir.path().join("a2v2.db").display()));
-    sqlx::AnyPool::connect(&url)
+    sqlx::AnyPool::connect(&server.database_url)
         .await
         .expect("open the database")
 }

@@ -518,7 +518,10 @@ async fn responses_with_secrets_are_not_cached() {
     assert_eq!(session.headers["cache-control"], "no-store");
     let agent = owner.create_agent("a").await;
     let created = owner
-        .post(&format!("/api/agents/{agent}/api-keys"), json!({"name": "k"}))
+        .post(
+            &format!("/api/agents/{agent}/api-keys"),
+            json!({"name": "k"}),
+        )
         .await;
     assert_eq!(created.headers["cache-control"], "no-store");
 }

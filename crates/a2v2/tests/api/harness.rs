@@ -18,6 +18,8 @@ pub const USER_AGENT: &str = "a2v2-test-client/1.0";
 
 pub struct Server {
     pub url: String,
+    /// The database the server uses: a PostgreSQL test database or the SQLite file.
+    pub database_url: String,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     args: Vec<String>,
@@ -94,13 +96,17 @@ impl Server {
 
     pub async fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if let Some(url) = fresh_postgres_database().await {
-            args.push("--database".into());
-            args.push(url);
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match fresh_postgres_database().await {
+            Some(url) => url,
+            None => format!("sqlite://{}", dir.path().join("a2v2.db").display()),
+        };
+        args.push("--database".into());
+        args.push(database_url.clone());
         let mut server = Self {
             url: String::new(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            database_url,
+            dir,
             child: None,
             args,
             envs: envs
@@ -111,6 +117,31 @@ impl Server {
         };
         server.launch(None);
         server
+    }
+
+    /// Another node of the same deployment: same database and master key, own data dir.
+    pub fn second_node(&self) -> Self {
+        let master = self.dir.path().join("master.key");
+        let mut node = Self {
+            url: String::new(),
+            database_url: self.database_url.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            args: vec![
+                "--database".into(),
+                self.database_url.clone(),
+                "--master-key-file".into(),
+                master.display().to_string(),
+            ],
+            envs: self.envs.clone(),
+            logs: Arc::new(Mutex::new(String::new())),
+        };
+        node.launch(None);
+        node
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
     }
 
     /// Starts the process; `listen` reuses a known address across restarts.

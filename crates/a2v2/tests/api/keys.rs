@@ -597,7 +597,10 @@ async fn denials_from_one_ipv6_network_share_one_event() {
         let status = http
             .get(format!("{}/v1/key", server.url))
             .bearer_auth(a2v2::keys::format::generate())
-            .header("x-forwarded-for", format!("2001:db8:7:7:{:x}::{:x}", n, n + 1))
+            .header(
+                "x-forwarded-for",
+                format!("2001:db8:7:7:{:x}::{:x}", n, n + 1),
+            )
             .send()
             .await
             .unwrap()
@@ -607,13 +610,73 @@ async fn denials_from_one_ipv6_network_share_one_event() {
     let mut total = 0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let events = owner.get("/api/audit-logs?action=api_request.denied&limit=200").await;
+        let events = owner
+            .get("/api/audit-logs?action=api_request.denied&limit=200")
+            .await;
         let data = events.body["data"].as_array().unwrap().clone();
-        total = data.iter().map(|e| e["details"]["count"].as_u64().unwrap_or(0)).sum::<u64>();
+        total = data
+            .iter()
+            .map(|e| e["details"]["count"].as_u64().unwrap_or(0))
+            .sum::<u64>();
         if total == 300 {
             assert!(data.len() <= 2, "{} events for one /64", data.len());
             break;
         }
     }
     assert_eq!(total, 300);
+}
+
+/// Several nodes on one PostgreSQL database: a key change on one reaches the others' caches
+/// through the change feed. (On SQLite there is one node by design; the test needs
+/// `TEST_POSTGRES_URL`.)
+#[tokio::test]
+async fn key_changes_reach_every_node() {
+    let first = Server::start().await;
+    if !first.on_postgres() {
+        eprintln!("single-node SQLite run: the multi-node test runs in the PostgreSQL pass");
+        return;
+    }
+    let second = first.second_node();
+    let owner = first.setup().await;
+    let agent = owner.create_agent("a").await;
+    let (key_id, key) = owner.create_key(&agent, &[]).await;
+    let until = |node: &Server, status: u16| {
+        let (url, key) = (node.url.clone(), key.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let started = Instant::now();
+            loop {
+                let got = http
+                    .get(format!("{url}/v1/key"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                if got == status {
+                    return started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "node never saw the change"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    assert!(until(&second, 200).await < Duration::from_secs(1));
+    owner
+        .patch(
+            &format!("{}/{key_id}", keys_path(&agent)),
+            json!({"ip_addresses": "10.9.8.7"}),
+        )
+        .await
+        .expect(200, None);
+    assert!(until(&second, 403).await < Duration::from_secs(1));
+    owner
+        .delete(&format!("{}/{key_id}", keys_path(&agent)))
+        .await
+        .expect(204, None);
+    assert!(until(&second, 401).await < Duration::from_secs(1));
 }

@@ -598,9 +598,7 @@ fn cli(server: &Server, email: &str, role: &str, password: &str) -> std::process
         .env("A2V2_MEMBER_PASSWORD", password)
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null());
-    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
-        command.arg("--database").arg(url);
-    }
+    command.arg("--database").arg(&server.database_url);
     command.output().expect("run a2v2 members add")
 }
 
