@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::{
-    access, agents,
+    access, agents, contacts,
     audit::denials::Denials,
     config::Config,
     crypto::{KeySecrets, MasterKey},
@@ -35,6 +35,16 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/key", get(keys::handlers::introspect))
+        .route(
+            "/v1/contacts",
+            post(contacts::handlers::create).get(contacts::handlers::list),
+        )
+        .route(
+            "/v1/contacts/{id}",
+            get(contacts::handlers::get)
+                .patch(contacts::handlers::update)
+                .delete(contacts::handlers::delete),
+        )
         .route_layer(from_fn_with_state(state.clone(), access::guard));
     let api = Router::new()
         .route("/api/setup", get(session::setup_status).post(session::setup))
@@ -60,6 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
             post(keys::handlers::reveal),
+        )
+        .route(
+            "/api/agents/{agent_id}/contacts",
+            get(contacts::handlers::dashboard_list),
+        )
+        .route(
+            "/api/agents/{agent_id}/contacts/{contact_id}",
+            get(contacts::handlers::dashboard_get),
         )
         .route_layer(from_fn_with_state(state.clone(), session::guard));
     Router::new()

@@ -59,6 +59,8 @@ pub const API_ROUTES: &[(Method, &str, Access)] = &[
     (Method::PATCH, "/api/agents/{agent_id}/api-keys/{key_id}", AtLeast(Admin)),
     (Method::DELETE, "/api/agents/{agent_id}/api-keys/{key_id}", AtLeast(Admin)),
     (Method::POST, "/api/agents/{agent_id}/api-keys/{key_id}/reveal", AtLeast(Admin)),
+    (Method::GET, "/api/agents/{agent_id}/contacts", AtLeast(Member)),
+    (Method::GET, "/api/agents/{agent_id}/contacts/{contact_id}", AtLeast(Member)),
 ];
 
 pub fn required_access(method: &Method, route: &str) -> Option<Access> {
