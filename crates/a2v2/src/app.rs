@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::atomic::Ordering};
 
 use anyhow::Context;
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
@@ -45,7 +45,10 @@ pub fn router(state: AppState) -> Router {
                 .patch(contacts::handlers::update)
                 .delete(contacts::handlers::delete),
         )
-        .route_layer(from_fn_with_state(state.clone(), access::guard));
+        .route_layer(from_fn_with_state(state.clone(), access::guard))
+        .layer(Extension(contacts::cache::ContactCache::new(
+            state.store.backend == crate::store::Backend::Sqlite,
+        )));
     let api = Router::new()
         .route("/api/setup", get(session::setup_status).post(session::setup))
         .route(

@@ -5,14 +5,19 @@
 //! guard (`members::roles::API_ROUTES`); handlers only ever touch the caller's agent's rows.
 
 use axum::{
-    Json,
+    Extension, Json,
+    body::Bytes,
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Map, Value, json};
 
-use super::{Contact, ListQuery, Precondition, idempotency, validation};
+use super::{
+    Contact, ListQuery, Precondition,
+    cache::{ContactCache, Entry},
+    idempotency, validation,
+};
 use crate::{
     access::Principal,
     agents,
@@ -207,13 +212,38 @@ async fn list_for(
 }
 
 /// `GET /v1/contacts/{id}` (contacts:read): 200 contact with `ETag: "<version>"`; 404.
+/// Served from the read cache when it holds the contact (see `contacts::cache`).
 pub async fn get(
     State(state): State<AppState>,
+    Extension(cache): Extension<ContactCache>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let contact = find(&state, &principal.key.agent_id, &id).await?;
-    Ok(respond(StatusCode::OK, &contact))
+    let agent_id = principal.key.agent_id.as_str();
+    if let Some(entry) = cache.get(agent_id, &id) {
+        return Ok(cached_response(&entry));
+    }
+    let generation = cache.generation();
+    let contact = find(&state, agent_id, &id).await?;
+    let entry = Entry {
+        agent_id: agent_id.to_owned(),
+        version: contact.version,
+        body: Bytes::from(serde_json::to_vec(&contact.view()).map_err(ApiError::internal)?),
+    };
+    let response = cached_response(&entry);
+    cache.put_if_unchanged(generation, &id, entry);
+    Ok(response)
+}
+
+fn cached_response(entry: &Entry) -> Response {
+    let mut response = (StatusCode::OK, entry.body.clone()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::ETAG, super::etag(entry.version));
+    response
 }
 
 /// `PATCH /v1/contacts/{id}` (contacts:update): partial update, `null` clears a field.
@@ -223,6 +253,7 @@ pub async fn get(
 /// `If-Match` exactly one succeeds.
 pub async fn update(
     State(state): State<AppState>,
+    Extension(cache): Extension<ContactCache>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -282,6 +313,7 @@ pub async fn update(
         )
         .await?;
         tx.commit().await?;
+        cache.invalidate(&id);
         return Ok(respond(StatusCode::OK, &next));
     }
     Err(ApiError::Conflict(
@@ -293,6 +325,7 @@ pub async fn update(
 /// `If-Match` header does not name the current version.
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(cache): Extension<ContactCache>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -325,6 +358,7 @@ pub async fn delete(
         )
         .await?;
         tx.commit().await?;
+        cache.invalidate(&id);
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     Err(ApiError::Conflict(

@@ -4,6 +4,7 @@
 //! from a missing one. Storage is portable SQL over `sqlx::Any`; tags are also kept one per
 //! row in `contact_tags` so that the `tag` filter walks an index in id order.
 
+pub mod cache;
 pub mod handlers;
 pub mod idempotency;
 pub mod validation;
@@ -393,16 +394,22 @@ pub async fn list(
         binds.push(bind);
         binds.len()
     };
-    let mut from = "contacts c".to_owned();
+    // With a tag, walk the tag index in contact-id order and look each contact up (CROSS JOIN
+    // keeps SQLite from starting at contacts, which would scan every contact for a rare tag).
+    let (from, order) = match &filter.tag {
+        Some(_) => ("contact_tags t CROSS JOIN contacts c", "t.contact_id"),
+        None => ("contacts c", "c.id"),
+    };
     let mut conditions = vec!["c.agent_id = $1".to_owned()];
     if let Some(tag) = &filter.tag {
         let n = push(Bind::Text(tag.clone()));
-        from.push_str(" JOIN contact_tags t ON t.contact_id = c.id");
-        conditions.push(format!("t.agent_id = $1 AND t.tag = ${n}"));
+        conditions.push(format!(
+            "t.agent_id = $1 AND t.tag = ${n} AND c.id = t.contact_id"
+        ));
     }
     if let Some(after) = after {
         let n = push(Bind::Text(after.to_owned()));
-        conditions.push(format!("c.id > ${n}"));
+        conditions.push(format!("{order} > ${n}"));
     }
     if let Some(email) = &filter.email_lower {
         let n = push(Bind::Text(email.clone()));
@@ -418,7 +425,7 @@ pub async fn list(
     }
     let n = push(Bind::Int(limit + 1));
     let sql = format!(
-        "SELECT {COLUMNS} FROM {from} WHERE {} ORDER BY c.id LIMIT ${n}",
+        "SELECT {COLUMNS} FROM {from} WHERE {} ORDER BY {order} LIMIT ${n}",
         conditions.join(" AND ")
     );
     let mut query = sqlx::query(&sql);

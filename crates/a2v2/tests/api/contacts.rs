@@ -556,6 +556,11 @@ async fn another_agents_contacts_do_not_exist() {
         .await;
     theirs.expect(201, None);
     let their_path = format!("/v1/contacts/{}", id(&theirs.body));
+    // Their own read first, so that a cached copy exists when the other agent asks.
+    w.server
+        .v1(Method::GET, &their_path, &key_b, None)
+        .await
+        .expect(200, None);
     let missing = "/v1/contacts/ct_0190000000007000800000000000000";
 
     for path in [their_path.as_str(), missing] {
@@ -583,6 +588,40 @@ async fn another_agents_contacts_do_not_exist() {
     theirs_now.expect(200, None);
     assert_eq!(theirs_now.body["first_name"], "Theirs");
     assert_eq!(theirs_now.body["version"], 1);
+}
+
+#[tokio::test]
+async fn reads_after_writes_see_the_write() {
+    let w = world().await;
+    let contact = create(&w, json!({"first_name": "Fresh"})).await;
+    let path = format!("/v1/contacts/{}", id(&contact));
+    for round in 1..=5 {
+        let before = w.server.v1(Method::GET, &path, &w.key, None).await;
+        before.expect(200, None);
+        assert_eq!(etag(&before), format!("\"{round}\""));
+        assert_eq!(before.headers["content-type"], "application/json");
+        let patched = w
+            .server
+            .v1(
+                Method::PATCH,
+                &path,
+                &w.key,
+                Some(json!({"notes": format!("round {round}")})),
+            )
+            .await;
+        patched.expect(200, None);
+        let after = w.server.v1(Method::GET, &path, &w.key, None).await;
+        assert_eq!(after.body, patched.body);
+        assert_eq!(etag(&after), format!("\"{}\"", round + 1));
+    }
+    w.server
+        .v1(Method::DELETE, &path, &w.key, None)
+        .await
+        .expect(204, None);
+    w.server
+        .v1(Method::GET, &path, &w.key, None)
+        .await
+        .expect(404, Some("not_found"));
 }
 
 #[tokio::test]
