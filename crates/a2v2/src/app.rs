@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::atomic::Ordering};
 
 use anyhow::Context;
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
@@ -19,6 +19,7 @@ use crate::{
     access, agents,
     audit::{self, denials::Denials},
     config::Config,
+    contacts,
     crypto::{KeySecrets, MasterKey},
     error::{self, ApiError},
     keys::{self, cache::KeyCache},
@@ -35,7 +36,20 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/key", get(keys::handlers::introspect))
-        .route_layer(from_fn_with_state(state.clone(), access::guard));
+        .route(
+            "/v1/contacts",
+            post(contacts::handlers::create).get(contacts::handlers::list),
+        )
+        .route(
+            "/v1/contacts/{id}",
+            get(contacts::handlers::get)
+                .patch(contacts::handlers::update)
+                .delete(contacts::handlers::delete),
+        )
+        .route_layer(from_fn_with_state(state.clone(), access::guard))
+        .layer(Extension(contacts::cache::ContactCache::new(
+            state.store.backend == crate::store::Backend::Sqlite,
+        )));
     let api = Router::new()
         .route(
             "/api/setup",
@@ -82,6 +96,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/audit-logs", get(audit::handlers::list))
         .route("/api/audit-logs/export", get(audit::handlers::export))
+        .route(
+            "/api/agents/{agent_id}/contacts",
+            get(contacts::handlers::dashboard_list),
+        )
+        .route(
+            "/api/agents/{agent_id}/contacts/{contact_id}",
+            get(contacts::handlers::dashboard_get),
+        )
         .route_layer(from_fn_with_state(state.clone(), session::guard));
     let routes = Router::new()
         .merge(v1)

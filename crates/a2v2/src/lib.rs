@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod contacts;
 pub mod crypto;
 pub mod error;
 pub mod extract;

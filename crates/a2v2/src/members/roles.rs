@@ -90,6 +90,16 @@ pub const API_ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/invites/accept", Public),
     (Method::GET, "/api/audit-logs", AtLeast(Admin)),
     (Method::GET, "/api/audit-logs/export", AtLeast(Admin)),
+    (
+        Method::GET,
+        "/api/agents/{agent_id}/contacts",
+        AtLeast(Member),
+    ),
+    (
+        Method::GET,
+        "/api/agents/{agent_id}/contacts/{contact_id}",
+        AtLeast(Member),
+    ),
 ];
 
 pub fn required_access(method: &Method, route: &str) -> Option<Access> {

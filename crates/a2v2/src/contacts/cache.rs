@@ -1,0 +1,147 @@
+//! Read cache for `GET /v1/contacts/{id}` on the embedded SQLite back end.
+//!
+//! With SQLite the server is the only writer of its database, so it can keep recently read
+//! contacts (already serialised) in memory and answer repeated reads without a query. With
+//! PostgreSQL several nodes write the same rows, so the cache is disabled there.
+//!
+//! Correctness rests on two rules:
+//! - every path that changes or deletes a stored contact calls [`ContactCache::invalidate`]
+//!   after its transaction commits and before it answers (creating a contact needs nothing:
+//!   a new id is never cached);
+//! - a reader stores what it read only if no invalidation happened since it started reading
+//!   ([`ContactCache::generation`] then [`ContactCache::put_if_unchanged`]), both under one lock,
+//!   so a read that raced with a write can never put the old version back.
+//!
+//! Entries carry their agent: a hit for another agent's key is treated as a miss, and the
+//! database then answers 404 as usual.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+/// Entries kept at most; beyond that an arbitrary entry makes room.
+pub const CAPACITY: usize = 20_000;
+
+/// One cached contact as `GET` returns it.
+#[derive(Debug)]
+pub struct Entry {
+    pub agent_id: String,
+    pub version: i64,
+    pub body: axum::body::Bytes,
+}
+
+#[derive(Default)]
+struct Inner {
+    generation: u64,
+    entries: HashMap<String, Arc<Entry>>,
+}
+
+/// Shared handle; cloning is cheap.
+#[derive(Clone)]
+pub struct ContactCache {
+    inner: Option<Arc<Mutex<Inner>>>,
+}
+
+impl ContactCache {
+    /// A cache that holds entries (`enabled`) or one that never does.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            inner: enabled.then(|| Arc::new(Mutex::new(Inner::default()))),
+        }
+    }
+
+    fn lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        self.inner.as_ref().map(|inner| {
+            inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
+    }
+
+    /// The cached contact `id` if it belongs to `agent_id`.
+    pub fn get(&self, agent_id: &str, id: &str) -> Option<Arc<Entry>> {
+        let inner = self.lock()?;
+        inner
+            .entries
+            .get(id)
+            .filter(|entry| entry.agent_id == agent_id)
+            .cloned()
+    }
+
+    /// Taken before reading from the database; see [`Self::put_if_unchanged`].
+    pub fn generation(&self) -> u64 {
+        self.lock()
+            .map(|inner| inner.generation)
+            .unwrap_or_default()
+    }
+
+    /// Stores `entry` unless some contact was invalidated since `generation` was taken.
+    pub fn put_if_unchanged(&self, generation: u64, id: &str, entry: Entry) {
+        let Some(mut inner) = self.lock() else { return };
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= CAPACITY
+            && !inner.entries.contains_key(id)
+            && let Some(victim) = inner.entries.keys().next().cloned()
+        {
+            inner.entries.remove(&victim);
+        }
+        inner.entries.insert(id.to_owned(), Arc::new(entry));
+    }
+
+    /// Forgets contact `id`; call after a change to it has committed.
+    pub fn invalidate(&self, id: &str) {
+        if let Some(mut inner) = self.lock() {
+            inner.generation = inner.generation.wrapping_add(1);
+            inner.entries.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn entry(agent: &str, version: i64) -> Entry {
+        Entry {
+            agent_id: agent.into(),
+            version,
+            body: axum::body::Bytes::from_static(b"{}"),
+        }
+    }
+
+    #[test]
+    fn hits_only_for_the_owning_agent() {
+        let cache = ContactCache::new(true);
+        cache.put_if_unchanged(cache.generation(), "ct_1", entry("agt_a", 1));
+        assert_eq!(cache.get("agt_a", "ct_1").unwrap().version, 1);
+        assert!(cache.get("agt_b", "ct_1").is_none());
+        cache.invalidate("ct_1");
+        assert!(cache.get("agt_a", "ct_1").is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_is_not_stored() {
+        let cache = ContactCache::new(true);
+        let before = cache.generation();
+        // A write commits and invalidates while the read is in flight.
+        cache.invalidate("ct_1");
+        cache.put_if_unchanged(before, "ct_1", entry("agt_a", 1));
+        assert!(cache.get("agt_a", "ct_1").is_none());
+    }
+
+    #[test]
+    fn stays_within_its_capacity_and_can_be_disabled() {
+        let cache = ContactCache::new(true);
+        for i in 0..CAPACITY + 10 {
+            cache.put_if_unchanged(cache.generation(), &format!("ct_{i}"), entry("a", 1));
+        }
+        assert_eq!(cache.lock().unwrap().entries.len(), CAPACITY);
+        let off = ContactCache::new(false);
+        off.put_if_unchanged(off.generation(), "ct_1", entry("a", 1));
+        assert!(off.get("a", "ct_1").is_none());
+    }
+}
