@@ -111,49 +111,39 @@ async fn all_ids(w: &World, query: &str) -> Vec<String> {
     }
 }
 
-/// Audit events of `action` from the embedded database (skipped on PostgreSQL runs).
+/// Audit events of `action`, oldest first, flattened for easy comparison.
 async fn audit_events(
     server: &Server,
     action: &str,
 ) -> Option<Vec<BTreeMap<String, Option<String>>>> {
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
-        return None;
-    }
-    use sqlx::{Connection, Row};
-    let url = format!(
-        "sqlite://{}?mode=ro",
-        server.dir.path().join("a2v2.db").display()
-    );
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let rows = sqlx::query(
-        "SELECT actor_type, actor_id, actor_label, agent_id, target_type, target_id, \
-         target_label, ip, details FROM audit_events WHERE action = ? ORDER BY id",
-    )
-    .bind(action)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let columns = [
-        "actor_type",
-        "actor_id",
-        "actor_label",
-        "agent_id",
-        "target_type",
-        "target_id",
-        "target_label",
-        "ip",
-        "details",
-    ];
-    Some(
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .map(|c| ((*c).to_owned(), row.get::<Option<String>, _>(*c)))
-                    .collect()
-            })
-            .collect(),
-    )
+    let owner = server
+        .sign_in(crate::harness::OWNER_EMAIL, crate::harness::OWNER_PASSWORD)
+        .await;
+    let reply = owner
+        .get(&format!("/api/audit-logs?action={action}&limit=200"))
+        .await;
+    reply.expect(200, None);
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    let mut events: Vec<BTreeMap<String, Option<String>>> = reply.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            BTreeMap::from([
+                ("actor_type".to_owned(), text(&event["actor"]["type"])),
+                ("actor_id".to_owned(), text(&event["actor"]["id"])),
+                ("actor_label".to_owned(), text(&event["actor"]["label"])),
+                ("agent_id".to_owned(), text(&event["agent_id"])),
+                ("target_type".to_owned(), text(&event["target"]["type"])),
+                ("target_id".to_owned(), text(&event["target"]["id"])),
+                ("target_label".to_owned(), text(&event["target"]["label"])),
+                ("ip".to_owned(), text(&event["ip"])),
+                ("details".to_owned(), Some(event["details"].to_string())),
+            ])
+        })
+        .collect();
+    events.reverse();
+    Some(events)
 }
 
 #[tokio::test]
