@@ -7,4 +7,5 @@ mod audit;
 mod foundation;
 mod harness;
 mod keys;
+mod keys_cli;
 mod members;
