@@ -228,6 +228,7 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
     let state = AppState::new(Inner {
         keys: KeyCache::new(KeySecrets::new(&master)),
         key_writes: tokio::sync::Mutex::new(()),
+        key_version: std::sync::atomic::AtomicI64::new(0),
         denials,
         throttle: SignInThrottle::default(),
         metrics: Metrics::default(),
@@ -248,6 +249,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let flusher = tokio::spawn(keys::handlers::flush_last_used(state.clone()));
     let follower = tokio::spawn(keys::sync::follow(state.clone()));
+    let poller = tokio::spawn(keys::sync::poll(state.clone()));
     let retention = tokio::spawn(audit::retention::run(
         state.store.clone(),
         state.config.audit_retention_days,
@@ -263,6 +265,7 @@ pub async fn serve(
     .context("serving HTTP")?;
     flusher.abort();
     follower.abort();
+    poller.abort();
     retention.abort();
     keys::handlers::flush_once(&state).await;
     state.store.pool.close().await;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `members add`.
+//! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`.
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MembersCommand,
     },
+    /// Create, list and delete API keys (a running server applies changes within a second)
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +56,38 @@ pub enum MembersCommand {
         /// File whose content (without the final newline) is the password
         #[arg(long)]
         password_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create an API key; prints its secret once (alone on standard output, or in --json)
+    Create {
+        /// Id of the agent whose data the key grants
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        #[command(flatten)]
+        key: crate::keys::command::NewKey,
+        /// Print the whole key as JSON, like the management API, secret in `key`
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an agent's API keys, newest first (never their secrets)
+    List {
+        /// Id of the agent
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// Print JSON like the management API instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete (revoke) an API key: requests with it fail from then on
+    Delete {
+        /// Id of the agent that owns the key
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// Id of the key (see `a2v2 keys list`)
+        key_id: String,
     },
 }
 
@@ -90,6 +127,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Members { command } => members(&config, command).await,
+        Command::Keys { command } => keys(&config, command).await,
+    }
+}
+
+async fn keys(config: &crate::config::Config, command: KeysCommand) -> anyhow::Result<()> {
+    use crate::keys::command;
+    match command {
+        KeysCommand::Create { agent, key, json } => {
+            let (row, secret) = command::create(config, &agent, &key).await?;
+            if json {
+                println!("{:#}", command::created_json(&row, &secret));
+            } else {
+                eprintln!(
+                    "API key {} ({}) created for agent {agent}; its secret is shown only once:",
+                    row.id, row.name
+                );
+                println!("{secret}");
+            }
+            Ok(())
+        }
+        KeysCommand::List { agent, json } => {
+            let rows = command::list(config, &agent).await?;
+            if json {
+                println!("{:#}", command::list_json(&rows));
+            } else if rows.is_empty() {
+                eprintln!("agent {agent} has no API keys");
+            } else {
+                print!("{}", command::table(&rows));
+            }
+            Ok(())
+        }
+        KeysCommand::Delete { agent, key_id } => {
+            let row = command::delete(config, &agent, &key_id).await?;
+            println!(
+                "API key {} ({}) deleted; it no longer works",
+                row.id, row.name
+            );
+            Ok(())
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Shared state handed to every handler.
 
-use std::sync::{Arc, atomic::AtomicU64};
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, AtomicU64},
+};
 
 use crate::{
     audit::denials::Denials, config::Config, keys::cache::KeyCache,
@@ -16,6 +19,8 @@ pub struct Inner {
     pub keys: KeyCache,
     /// Serialises key changes so that storage and the cache always agree on the last write.
     pub key_writes: tokio::sync::Mutex<()>,
+    /// The key change counter's value (`keys::sync`) that the cache reflects at least.
+    pub key_version: AtomicI64,
     pub denials: Denials,
     pub throttle: SignInThrottle,
     pub metrics: Metrics,

@@ -200,9 +200,8 @@ pub async fn delete(
         .bind(&agent.id)
         .execute(&mut *tx)
         .await?;
-    for key_id in &key_ids {
-        crate::keys::sync::announce(&mut tx, state.store.backend, key_id).await?;
-    }
+    let announced: Vec<&str> = key_ids.iter().map(String::as_str).collect();
+    crate::keys::sync::announce_all(&mut tx, state.store.backend, &announced).await?;
     audit::record(
         &mut tx,
         &caller.actor(),

@@ -38,6 +38,15 @@ impl Actor {
         }
     }
 
+    /// The operator on the command line.
+    pub fn cli() -> Self {
+        Self {
+            kind: "system",
+            id: None,
+            label: Some("cli".to_owned()),
+        }
+    }
+
     pub fn system() -> Self {
         Self {
             kind: "system",

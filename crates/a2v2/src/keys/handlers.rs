@@ -82,25 +82,12 @@ pub async fn create(
     )?;
     let _serialised = state.key_writes.lock().await;
     let mut tx = state.store.begin().await?;
-    agents::find(&mut tx, &agent_id).await?;
-    super::insert(&mut tx, &row).await?;
-    super::sync::announce(&mut tx, state.store.backend, &row.id).await?;
-    audit::record(
+    super::manage::create(
         &mut tx,
+        state.store.backend,
         &caller.actor(),
         &caller.origin,
-        Event {
-            action: "api_key.created",
-            agent_id: Some(&agent_id),
-            target: Some(Target::new("api_key", &row.id, &row.name)),
-            details: json!({
-                "name": row.name,
-                "permissions": row.permissions.to_json(),
-                "ip_addresses": ip_list(&row.ip_nets),
-                "expires_at": opt_rfc3339(row.expires_at),
-                "preview": row.preview,
-            }),
-        },
+        &row,
     )
     .await?;
     tx.commit().await?;
@@ -198,19 +185,13 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let _serialised = state.key_writes.lock().await;
     let mut tx = state.store.begin().await?;
-    let row = find(&mut tx, &agent_id, &key_id).await?;
-    super::delete(&mut tx, &row.id).await?;
-    super::sync::announce(&mut tx, state.store.backend, &row.id).await?;
-    audit::record(
+    let row = super::manage::delete(
         &mut tx,
+        state.store.backend,
         &caller.actor(),
         &caller.origin,
-        Event {
-            action: "api_key.deleted",
-            agent_id: Some(&agent_id),
-            target: Some(Target::new("api_key", &row.id, &row.name)),
-            details: json!({ "preview": row.preview }),
-        },
+        &agent_id,
+        &key_id,
     )
     .await?;
     tx.commit().await?;
@@ -233,11 +214,13 @@ pub async fn introspect(principal: Principal) -> Json<Value> {
     }))
 }
 
-/// Loads every key into the cache (at start-up, and after a lost change feed), dropping
-/// cached keys that storage no longer has.
+/// Loads every key into the cache (at start-up, and after missed changes), dropping cached
+/// keys that storage no longer has.
 pub async fn load_cache(state: &AppState) -> anyhow::Result<usize> {
     let _serialised = state.key_writes.lock().await;
     let mut conn = state.store.pool.acquire().await?;
+    // Read before the keys: every change after this version is caught by the next poll.
+    let version = super::sync::current_version(&mut conn).await?;
     let rows = super::list_all(&mut conn).await?;
     let stored: std::collections::HashSet<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     state.keys.retain(|key_id| stored.contains(key_id));
@@ -249,6 +232,9 @@ pub async fn load_cache(state: &AppState) -> anyhow::Result<usize> {
             }
         }
     }
+    state
+        .key_version
+        .fetch_max(version, std::sync::atomic::Ordering::AcqRel);
     Ok(rows.len())
 }
 

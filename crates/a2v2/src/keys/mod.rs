@@ -1,9 +1,11 @@
 //! API keys: validation, storage and the views returned by the management API.
 
 pub mod cache;
+pub mod command;
 pub mod format;
 pub mod handlers;
 pub mod ip;
+pub mod manage;
 pub mod permissions;
 pub mod sync;
 

@@ -143,6 +143,20 @@ impl Store {
     }
 }
 
+/// One connection outside the pool, for background work that must neither wait for nor be
+/// counted among the connections requests use.
+pub async fn connect_single(url: &str) -> anyhow::Result<sqlx::AnyConnection> {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .context("opening a database connection")?;
+    if url.starts_with("sqlite:") {
+        conn.execute("PRAGMA busy_timeout = 10000;").await?;
+    }
+    Ok(conn)
+}
+
 /// True when the error is a violation of a unique index.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

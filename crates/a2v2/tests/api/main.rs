@@ -8,4 +8,5 @@ mod contacts;
 mod foundation;
 mod harness;
 mod keys;
+mod keys_cli;
 mod members;
