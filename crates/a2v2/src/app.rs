@@ -21,7 +21,7 @@ use crate::{
     config::Config,
     contacts,
     crypto::{KeySecrets, MasterKey},
-    error::{self, ApiError},
+    error::ApiError,
     keys::{self, cache::KeyCache},
     members::{self, session, throttle::SignInThrottle},
     request_id,
@@ -126,7 +126,6 @@ fn with_layers(routes: Router) -> Router {
             tracing::error!("a handler panicked");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
-        .layer(from_fn(error::render_errors))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),

@@ -1,22 +1,18 @@
 //! The one error type of the HTTP layer and its mapping to the contract's JSON shape.
 //!
 //! Handlers return `ApiError`; its `IntoResponse` stores the error as a response extension and
-//! `render_errors` (outermost middleware) turns it into the wire body with the request id. That
-//! middleware also gives every non-JSON error produced outside our handlers (unknown route,
-//! wrong method, body limit, panic) the same shape.
+//! `render_errors`, run by the outermost middleware, turns it into the wire body with the
+//! request id. It also gives every non-JSON error produced outside our handlers (unknown
+//! route, wrong method, body limit, panic) the same shape.
 
 use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    extract::Request,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::{Map, Value, json};
-
-use crate::request_id::RequestId;
 
 pub type FieldErrors = BTreeMap<String, String>;
 
@@ -220,13 +216,9 @@ fn generic_for(status: StatusCode) -> ApiError {
 }
 
 /// Outermost middleware: gives every error response the contract's JSON shape with `request_id`.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
-    let response = next.run(request).await;
+/// Called by the outermost middleware (`request_id::assign`) on every response, so that the
+/// error shape costs nothing extra on success.
+pub fn render_errors(request_id: &str, response: Response) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;

@@ -1,5 +1,10 @@
 use clap::Parser;
 
+// Request handling allocates many small, short-lived objects; mimalloc serves them with far
+// less contention and overhead than the system allocator (see docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = a2v2::cli::Cli::parse();

@@ -141,20 +141,19 @@ pub async fn guard(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    let method = match request.method() {
+        &Method::HEAD => &Method::GET,
+        other => other,
+    };
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+        .map_or("", MatchedPath::as_str);
     // A method missing from the table is refused rather than left open; for methods the
     // route does not serve this is the right answer anyway.
-    // HEAD is answered by the GET handler, so it needs what GET needs.
-    let method = match request.method() {
-        &Method::HEAD => Method::GET,
-        other => other.clone(),
-    };
     let required =
-        required_permission(&method, &route).ok_or_else(crate::error::method_not_allowed)?;
+        required_permission(method, route).ok_or_else(crate::error::method_not_allowed)?;
     let headers = request.headers();
     let client = client_ip::resolve(peer.ip(), headers, &state.config.trusted_proxies);
     let user_agent = headers
