@@ -205,6 +205,21 @@ describe('dashboard', { concurrency: false }, () => {
     await eventually(async () => (await clipboard()) === secret, { message: 'the key in the clipboard' });
   });
 
+  it('shows a contact the key created on the agent’s Contacts page', async () => {
+    const created = await fetch(`${server.url}/v1/contacts`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', tags: ['vip'] }),
+    });
+    assert.equal(created.status, 201);
+    await page.getByRole('link', { name: 'Contacts', exact: true }).click();
+    const row = page.locator('tbody tr', { has: page.getByText('Ada Lovelace', { exact: true }) });
+    await row.getByText('ada@example.com').waitFor();
+    await row.getByText('vip').waitFor();
+    await page.getByRole('link', { name: 'API Permissions', exact: true }).click();
+    await page.getByRole('heading', { name: 'API Permission' }).waitFor();
+  });
+
   it('edits a key with the same fields prefilled', async () => {
     const edit = keyRow('Zapier contact sync').getByRole('button', { name: 'Edit' });
     assert.ok(await edit.getAttribute('title'));

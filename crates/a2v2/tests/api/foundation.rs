@@ -347,6 +347,26 @@ async fn garbage_never_yields_a_server_error_on_any_endpoint() {
         (Method::PATCH, "/v1/contacts/ct_nope".into()),
         (Method::GET, "/v1/nope".into()),
         (Method::GET, "/api/nope".into()),
+        (Method::DELETE, "/v1/contacts/ct_nope".into()),
+        (
+            Method::GET,
+            "/v1/contacts?q=%ff&email=%00&tag=&updated_since=yesterday".into(),
+        ),
+        (Method::POST, "/api/members".into()),
+        (Method::PATCH, "/api/members/mem_nope".into()),
+        (Method::DELETE, "/api/members/mem_nope".into()),
+        (Method::POST, "/api/invites/accept".into()),
+        (
+            Method::GET,
+            "/api/audit-logs?since=never&until=%00&action=%ff".into(),
+        ),
+        (Method::GET, "/api/audit-logs/export?format=xml".into()),
+        (Method::GET, format!("{agent_path}/contacts?limit=abc")),
+        (
+            Method::GET,
+            format!("{agent_path}/contacts/ct_%F0%9F%A6%80"),
+        ),
+        (Method::GET, format!("{key_path}?x=1")),
     ];
     for (method, path) in &endpoints {
         for (content_type, body) in garbage_bodies() {

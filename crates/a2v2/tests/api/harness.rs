@@ -297,13 +297,10 @@ impl Server {
     /// A `/v1` request with `key` as Bearer token.
     pub async fn v1(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
         let http = reqwest::Client::new();
-        let mut request = http
+        let request = http
             .request(method, format!("{}{path}", self.url))
             .bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        Reply::read(request.send().await.expect("request")).await
+        send_with_body(request, body).await
     }
 
     /// The value of one counter on `/metrics`.
@@ -359,10 +356,7 @@ impl Client {
         if let Some(csrf) = &self.csrf {
             request = request.header("x-csrf-token", csrf);
         }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        Reply::read(request.send().await.expect("request")).await
+        send_with_body(request, body).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -406,6 +400,32 @@ impl Client {
             reply.body["key"].as_str().expect("secret").to_owned(),
         )
     }
+}
+
+/// Sends `request` with `body` as JSON. The server answers an oversized body with 413 before
+/// reading it and closes the connection, which the client may notice while still writing;
+/// such a request is sent again until the answer is read.
+async fn send_with_body(request: reqwest::RequestBuilder, body: Option<Value>) -> Reply {
+    let Some(body) = body else {
+        return Reply::read(request.send().await.expect("request")).await;
+    };
+    let bytes = serde_json::to_vec(&body).expect("serialise body");
+    let oversized = bytes.len() > 1024 * 1024;
+    for _ in 0..20 {
+        let attempt = request
+            .try_clone()
+            .expect("clonable request")
+            .header("content-type", "application/json")
+            .body(bytes.clone())
+            .send()
+            .await;
+        match attempt {
+            Ok(response) => return Reply::read(response).await,
+            Err(err) if oversized && err.is_request() => continue,
+            Err(err) => panic!("request: {err:?}"),
+        }
+    }
+    panic!("never read the answer to an oversized request");
 }
 
 /// `["contacts:read", "documents:create"]` → `{"contacts": ["read"], "documents": ["create"]}`.
