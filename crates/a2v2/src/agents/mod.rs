@@ -189,6 +189,15 @@ pub async fn delete(
     let _serialised = state.key_writes.lock().await;
     let mut tx = state.store.begin().await?;
     let agent = find(&mut tx, &agent_id).await?;
+    // On PostgreSQL, lock the agent before listing its keys: a key being created for it either
+    // commits first (and is listed, so every node drops it) or fails its foreign key. SQLite
+    // transactions are already serialised by `BEGIN IMMEDIATE`.
+    if state.store.backend == crate::store::Backend::Postgres {
+        sqlx::query("SELECT id FROM agents WHERE id = $1 FOR UPDATE")
+            .bind(&agent.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let key_ids: Vec<String> = sqlx::query("SELECT id FROM api_keys WHERE agent_id = $1")
         .bind(&agent.id)
         .fetch_all(&mut *tx)

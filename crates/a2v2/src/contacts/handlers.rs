@@ -312,8 +312,7 @@ pub async fn update(
             },
         )
         .await?;
-        tx.commit().await?;
-        cache.invalidate(&id);
+        commit_and_forget(tx, &cache, &id).await?;
         return Ok(respond(StatusCode::OK, &next));
     }
     Err(ApiError::Conflict(
@@ -357,8 +356,7 @@ pub async fn delete(
             },
         )
         .await?;
-        tx.commit().await?;
-        cache.invalidate(&id);
+        commit_and_forget(tx, &cache, &id).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     Err(ApiError::Conflict(
@@ -388,4 +386,22 @@ pub async fn dashboard_get(
 ) -> Result<Response, ApiError> {
     let contact = find(&state, &agent_id, &contact_id).await?;
     Ok(respond(StatusCode::OK, &contact))
+}
+
+/// Commits, then drops the contact from the read cache, as one step that a client hanging up
+/// cannot cut short: a commit that lands must never leave the old contact cached.
+async fn commit_and_forget(
+    tx: crate::store::Tx,
+    cache: &ContactCache,
+    id: &str,
+) -> Result<(), ApiError> {
+    let (cache, id) = (cache.clone(), id.to_owned());
+    tokio::spawn(async move {
+        let committed = tx.commit().await;
+        cache.invalidate(&id);
+        committed
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(())
 }

@@ -69,7 +69,8 @@ pub enum Precondition {
 }
 
 impl Precondition {
-    /// Reads `If-Match`: `"3"`, `3`, `W/"3"`, `*`, or a comma-separated list of those.
+    /// Reads `If-Match`: `"3"`, `3`, `*`, or a comma-separated list of those. A weak tag
+    /// (`W/"3"`) never matches: `If-Match` compares strongly.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let mut versions = Vec::new();
         let mut present = false;
@@ -80,11 +81,13 @@ impl Precondition {
                 if entry == "*" {
                     return Some(Self::Any);
                 }
-                let tag = entry.strip_prefix("W/").unwrap_or(entry);
-                let tag = tag
+                if entry.starts_with("W/") {
+                    continue;
+                }
+                let tag = entry
                     .strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
-                    .unwrap_or(tag);
+                    .unwrap_or(entry);
                 if let Ok(version) = tag.parse::<i64>() {
                     versions.push(version);
                 }
@@ -455,10 +458,15 @@ mod tests {
     #[test]
     fn if_match_accepts_the_usual_spellings() {
         assert_eq!(Precondition::from_headers(&headers(&[])), None);
-        for spelling in ["\"3\"", "3", "W/\"3\"", " \"1\", \"3\" ", "*"] {
+        for spelling in ["\"3\"", "3", " \"1\", \"3\" ", "W/\"3\", \"3\"", "*"] {
             let pre = Precondition::from_headers(&headers(&[spelling])).unwrap();
             assert!(pre.allows(3), "{spelling}");
         }
+        assert!(
+            !Precondition::from_headers(&headers(&["W/\"3\""]))
+                .unwrap()
+                .allows(3)
+        );
         let pre = Precondition::from_headers(&headers(&["\"4\"", "abc"])).unwrap();
         assert!(!pre.allows(3));
         assert!(pre.allows(4));

@@ -24,7 +24,13 @@ pub async fn create(
     row: &KeyRow,
 ) -> Result<(), ApiError> {
     agents::find(conn, &row.agent_id).await?;
-    super::insert(conn, row).await?;
+    // The agent may be deleted by a concurrent transaction after the check above.
+    match super::insert(conn, row).await {
+        Err(err) if crate::store::is_foreign_key_violation(&err) => {
+            return Err(ApiError::NotFound);
+        }
+        other => other?,
+    }
     sync::announce(conn, backend, &row.id).await?;
     audit::record(
         conn,

@@ -414,8 +414,15 @@ async fn patch_updates_partially_and_honours_if_match() {
     assert_eq!(got.body["first_name"], "Grace");
     assert_eq!(got.body["version"], 2);
 
+    // A weak tag never matches.
+    patch(
+        vec![("if-match", "W/\"2\"".into())],
+        json!({"notes": "weak"}),
+    )
+    .await
+    .expect(412, Some("precondition_failed"));
     // Accepted spellings of the current version.
-    for (i, spelling) in ["\"2\"", "3", "W/\"4\"", "*"].into_iter().enumerate() {
+    for (i, spelling) in ["\"2\"", "3", "\"1\", \"4\"", "*"].into_iter().enumerate() {
         let reply = patch(
             vec![("if-match", spelling.into())],
             json!({"notes": format!("edit {i}")}),
