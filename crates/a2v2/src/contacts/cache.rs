@@ -9,16 +9,18 @@
 //!   after its transaction commits and before it answers (creating a contact needs nothing:
 //!   a new id is never cached);
 //! - a reader stores what it read only if no invalidation happened since it started reading
-//!   ([`ContactCache::generation`] then [`ContactCache::put_if_unchanged`]), both under one lock,
-//!   so a read that raced with a write can never put the old version back.
+//!   ([`ContactCache::generation`] then [`ContactCache::put_if_unchanged`]), checked under the
+//!   entry's shard lock, so a read that raced with a write can never put the old version back.
 //!
 //! Entries carry their agent: a hit for another agent's key is treated as a miss, and the
-//! database then answers 404 as usual.
+//! database then answers 404 as usual. The map is sharded, so reads take no global lock.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
+
+use dashmap::DashMap;
 
 /// Entries kept at most; beyond that an arbitrary entry makes room.
 pub const CAPACITY: usize = 20_000;
@@ -33,68 +35,68 @@ pub struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    generation: u64,
-    entries: HashMap<String, Arc<Entry>>,
+    generation: AtomicU64,
+    entries: DashMap<String, Arc<Entry>>,
 }
 
 /// Shared handle; cloning is cheap.
 #[derive(Clone)]
 pub struct ContactCache {
-    inner: Option<Arc<Mutex<Inner>>>,
+    inner: Option<Arc<Inner>>,
 }
 
 impl ContactCache {
     /// A cache that holds entries (`enabled`) or one that never does.
     pub fn new(enabled: bool) -> Self {
         Self {
-            inner: enabled.then(|| Arc::new(Mutex::new(Inner::default()))),
+            inner: enabled.then(|| Arc::new(Inner::default())),
         }
-    }
-
-    fn lock(&self) -> Option<MutexGuard<'_, Inner>> {
-        self.inner.as_ref().map(|inner| {
-            inner
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        })
     }
 
     /// The cached contact `id` if it belongs to `agent_id`.
     pub fn get(&self, agent_id: &str, id: &str) -> Option<Arc<Entry>> {
-        let inner = self.lock()?;
+        let inner = self.inner.as_ref()?;
         inner
             .entries
             .get(id)
             .filter(|entry| entry.agent_id == agent_id)
-            .cloned()
+            .map(|entry| Arc::clone(entry.value()))
     }
 
     /// Taken before reading from the database; see [`Self::put_if_unchanged`].
     pub fn generation(&self) -> u64 {
-        self.lock()
-            .map(|inner| inner.generation)
-            .unwrap_or_default()
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.generation.load(Ordering::SeqCst))
     }
 
     /// Stores `entry` unless some contact was invalidated since `generation` was taken.
     pub fn put_if_unchanged(&self, generation: u64, id: &str, entry: Entry) {
-        let Some(mut inner) = self.lock() else { return };
-        if inner.generation != generation {
+        let Some(inner) = self.inner.as_ref() else {
+            return;
+        };
+        if inner.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        if inner.entries.len() >= CAPACITY
-            && !inner.entries.contains_key(id)
-            && let Some(victim) = inner.entries.keys().next().cloned()
-        {
-            inner.entries.remove(&victim);
+        if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(id) {
+            let victim = inner.entries.iter().next().map(|e| e.key().clone());
+            if let Some(victim) = victim {
+                inner.entries.remove(&victim);
+            }
         }
-        inner.entries.insert(id.to_owned(), Arc::new(entry));
+        // Checked again while holding the entry's shard lock: `invalidate` bumps the
+        // generation before it removes (under that lock), so either we see the bump here or
+        // its removal comes after our insert.
+        let slot = inner.entries.entry(id.to_owned());
+        if inner.generation.load(Ordering::SeqCst) == generation {
+            slot.insert(Arc::new(entry));
+        }
     }
 
     /// Forgets contact `id`; call after a change to it has committed.
     pub fn invalidate(&self, id: &str) {
-        if let Some(mut inner) = self.lock() {
-            inner.generation = inner.generation.wrapping_add(1);
+        if let Some(inner) = self.inner.as_ref() {
+            inner.generation.fetch_add(1, Ordering::SeqCst);
             inner.entries.remove(id);
         }
     }
@@ -139,7 +141,7 @@ mod tests {
         for i in 0..CAPACITY + 10 {
             cache.put_if_unchanged(cache.generation(), &format!("ct_{i}"), entry("a", 1));
         }
-        assert_eq!(cache.lock().unwrap().entries.len(), CAPACITY);
+        assert_eq!(cache.inner.as_ref().unwrap().entries.len(), CAPACITY);
         let off = ContactCache::new(false);
         off.put_if_unchanged(off.generation(), "ct_1", entry("a", 1));
         assert!(off.get("a", "ct_1").is_none());
