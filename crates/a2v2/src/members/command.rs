@@ -137,7 +137,7 @@ pub async fn add(
         bail!("the workspace has no owner yet: add the first member with --role owner");
     }
     let by = ByWhom {
-        actor: &actor,
+        actor,
         origin: &origin,
         role: None,
     };

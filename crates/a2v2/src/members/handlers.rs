@@ -28,8 +28,12 @@ use crate::{
     time_fmt::to_rfc3339,
 };
 
-fn by_whom(caller: &Caller) -> (crate::audit::Actor, Option<super::Role>) {
-    (caller.actor(), Some(caller.member.role))
+fn by_whom(caller: &Caller) -> ByWhom<'_> {
+    ByWhom {
+        actor: caller.actor(),
+        origin: &caller.origin,
+        role: Some(caller.member.role),
+    }
 }
 
 /// `GET /api/members` (any member): members in the order they were added, paginated.
@@ -82,12 +86,7 @@ pub async fn create(
     let invite_token = invite.then(random_token);
     let password = password.unwrap_or_else(random_token);
     let password_hash = super::hash_password(password).await?;
-    let (actor, role_of_caller) = by_whom(&caller);
-    let by = ByWhom {
-        actor: &actor,
-        origin: &caller.origin,
-        role: role_of_caller,
-    };
+    let by = by_whom(&caller);
     let mut tx = state.store.begin().await?;
     let member = manage::create(
         &mut tx,
@@ -205,12 +204,7 @@ pub async fn update(
         Some(password) => Some(super::hash_password(password).await?),
         None => None,
     };
-    let (actor, role_of_caller) = by_whom(&caller);
-    let by = ByWhom {
-        actor: &actor,
-        origin: &caller.origin,
-        role: role_of_caller,
-    };
+    let by = by_whom(&caller);
     let mut tx = state.store.begin().await?;
     let member = manage::update(
         &mut tx,
@@ -234,12 +228,7 @@ pub async fn delete(
     caller: Caller,
     Path(member_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (actor, role_of_caller) = by_whom(&caller);
-    let by = ByWhom {
-        actor: &actor,
-        origin: &caller.origin,
-        role: role_of_caller,
-    };
+    let by = by_whom(&caller);
     let mut tx = state.store.begin().await?;
     manage::remove(&mut tx, &by, &member_id).await?;
     tx.commit().await?;

@@ -19,7 +19,7 @@ use crate::{
 /// Who asks for a change: the audit actor, where from, and their role (`None` for the
 /// operator on the command line, who is not bound by the role rules).
 pub struct ByWhom<'a> {
-    pub actor: &'a Actor,
+    pub actor: Actor,
     pub origin: &'a Origin,
     pub role: Option<Role>,
 }
@@ -133,7 +133,7 @@ pub async fn create(
     details.insert("role".into(), json!(role.name()));
     audit::record(
         conn,
-        by.actor,
+        &by.actor,
         by.origin,
         Event {
             action: "member.created",
@@ -198,7 +198,7 @@ pub async fn update(
     if !details.is_empty() {
         audit::record(
             conn,
-            by.actor,
+            &by.actor,
             by.origin,
             Event {
                 action: "member.updated",
@@ -226,7 +226,7 @@ pub async fn remove(conn: &mut AnyConnection, by: &ByWhom<'_>, id: &str) -> Resu
     super::delete(conn, &member.id).await?;
     audit::record(
         conn,
-        by.actor,
+        &by.actor,
         by.origin,
         Event {
             action: "member.deleted",
