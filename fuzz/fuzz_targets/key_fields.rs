@@ -2,7 +2,11 @@
 //! validated without panicking, and accepted IP lists round-trip through their text form.
 #![no_main]
 
-use a2v2::keys::{self, ip};
+use a2v2::{
+    keys::input::{CreateKey, KeyPatch},
+    model::{ip, permissions::Permissions},
+    validate,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -17,9 +21,9 @@ fuzz_target!(|data: &[u8]| {
         let shown: Vec<String> = nets.iter().map(ip::display).collect();
         assert_eq!(ip::parse_list(&serde_json::json!(shown)).ok(), Some(nets));
     }
-    let _ = keys::permissions::Permissions::from_json(&value);
+    let _ = Permissions::from_json(&value);
     if let Value::Object(body) = &value {
-        let _ = keys::validate(body, true, 0);
-        let _ = keys::validate(body, false, 0);
+        let _ = validate::parse::<CreateKey>(body);
+        let _ = validate::parse::<KeyPatch>(body);
     }
 });

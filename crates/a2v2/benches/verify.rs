@@ -11,7 +11,10 @@ use a2v2::{
     crypto::{KeySecrets, MasterKey},
     keys::{
         cache::{CachedKey, KeyCache},
-        format, ip,
+        format,
+    },
+    model::{
+        ip,
         permissions::{Action, Area, Permission, Permissions},
     },
 };

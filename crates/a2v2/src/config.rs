@@ -208,7 +208,7 @@ fn parse_proxies<'a>(entries: impl Iterator<Item = &'a str>) -> anyhow::Result<V
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            crate::keys::ip::parse_entry(entry).ok_or_else(|| {
+            crate::model::ip::parse_entry(entry).ok_or_else(|| {
                 anyhow::anyhow!("trusted proxy {entry:?} is not an IP address or CIDR range")
             })
         })

@@ -1,21 +1,23 @@
 //! a2v2: a self-hosted server for AI-agent workspaces with scoped API keys.
+//!
+//! Layers point one way: `http` (and `cli`) → features (`agents`, `keys`, `access`,
+//! `members`, `contacts`, `audit`) → `store` → `model`. `server` wires them together.
 
 pub mod access;
 pub mod agents;
-pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod crypto;
 pub mod error;
-pub mod extract;
+pub mod http;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod members;
-pub mod pagination;
-pub mod request_id;
+pub mod model;
+pub mod server;
 pub mod state;
 pub mod store;
-pub mod time_fmt;
 pub mod validate;
-pub mod web;

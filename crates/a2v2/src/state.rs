@@ -1,12 +1,9 @@
-//! Shared state handed to every handler.
+//! Shared state handed to every handler: the configuration and the features' services.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI64, AtomicU64},
-};
+use std::sync::{Arc, atomic::AtomicU64};
 
 use crate::{
-    audit::denials::Denials, config::Config, keys::cache::KeyCache,
+    audit::denials::Denials, config::Config, contacts::Contacts, keys::Keys,
     members::throttle::SignInThrottle, store::Store,
 };
 
@@ -16,11 +13,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
-    pub keys: KeyCache,
-    /// Serialises key changes so that storage and the cache always agree on the last write.
-    pub key_writes: tokio::sync::Mutex<()>,
-    /// The key change counter's value (`keys::sync`) that the cache reflects at least.
-    pub key_version: AtomicI64,
+    pub keys: Keys,
+    pub contacts: Contacts,
     pub denials: Denials,
     pub throttle: SignInThrottle,
     pub metrics: Metrics,

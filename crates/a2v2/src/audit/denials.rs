@@ -11,8 +11,13 @@ use dashmap::DashMap;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{Actor, Event, Origin, Target};
-use crate::store::{Store, new_id, now_ms};
+use crate::{
+    model::{
+        audit::{Actor, By, NewEvent, Origin, Target},
+        new_id, now_ms,
+    },
+    store::{self, Store, StoreError},
+};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const MAX_KINDS: usize = 10_000;
@@ -42,7 +47,7 @@ pub struct Denial {
     pub required_permission: Option<String>,
 }
 
-struct NewEvent {
+struct Pending {
     id: String,
     denial: Denial,
 }
@@ -50,7 +55,7 @@ struct NewEvent {
 #[derive(Clone)]
 pub struct Denials {
     slots: Arc<DashMap<Kind, Slot>>,
-    writer: mpsc::Sender<NewEvent>,
+    writer: mpsc::Sender<Pending>,
 }
 
 /// The address an unknown key's denials are grouped under.
@@ -101,7 +106,7 @@ impl Denials {
             count: 1,
             flushed: 1,
         };
-        if self.writer.try_send(NewEvent { id, denial }).is_err() {
+        if self.writer.try_send(Pending { id, denial }).is_err() {
             tracing::warn!("audit writer is behind or stopped; a denied request was not recorded");
         }
     }
@@ -109,7 +114,7 @@ impl Denials {
 
 async fn write_events(
     store: Store,
-    mut inbox: mpsc::Receiver<NewEvent>,
+    mut inbox: mpsc::Receiver<Pending>,
     slots: Arc<DashMap<Kind, Slot>>,
 ) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -132,26 +137,30 @@ async fn write_events(
     }
 }
 
-async fn insert(store: &Store, event: NewEvent) -> Result<(), sqlx::Error> {
+async fn insert(store: &Store, event: Pending) -> Result<(), StoreError> {
     let denial = event.denial;
     let actor = match &denial.key {
         Some((key_id, key_name, _)) => Actor::api_key(key_id, key_name),
         None => Actor {
-            kind: "api_key",
+            kind: "api_key".into(),
             id: None,
             label: Some("unknown key".to_owned()),
         },
     };
-    let mut conn = store.pool.acquire().await?;
-    super::insert(
-        &mut conn,
-        &event.id,
-        &actor,
-        &Origin {
+    let by = By {
+        actor,
+        origin: Origin {
             ip: Some(denial.ip.clone()),
             user_agent: denial.user_agent.clone(),
         },
-        Event {
+    };
+    let mut conn = store.conn().await?;
+    store::audit::insert(
+        &mut conn,
+        &event.id,
+        &by.actor,
+        &by.origin,
+        NewEvent {
             action: "api_request.denied",
             agent_id: denial.key.as_ref().map(|(_, _, agent)| agent.as_str()),
             target: denial
@@ -180,18 +189,19 @@ async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {
         }
         slot.minute >= minute - 1
     });
-    for (event_id, count) in pending {
-        let result = sqlx::query(
-            "INSERT INTO audit_event_counts (event_id, count) VALUES ($1, $2) \
-             ON CONFLICT (event_id) DO UPDATE SET count = excluded.count",
-        )
-        .bind(&event_id)
-        .bind(count as i64)
-        .execute(&store.pool)
-        .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "updating a denial count failed");
+    if pending.is_empty() {
+        return;
+    }
+    let result = async {
+        let mut conn = store.conn().await?;
+        for (event_id, count) in pending {
+            store::audit::set_count(&mut conn, &event_id, count as i64).await?;
         }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "updating denial counts failed");
     }
 }
 

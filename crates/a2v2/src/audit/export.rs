@@ -1,12 +1,24 @@
 //! Export of the audit log as CSV or JSON Lines, streamed in batches so that a large log never
 //! sits in memory.
 
-use axum::body::Bytes;
+use std::pin::Pin;
+
+use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use serde_json::Value;
 
-use super::query::{self, EventRow, Filter, Order};
-use crate::{error::ApiError, store::Store};
+use crate::{
+    error::DomainError,
+    model::{
+        audit::{AuditEvent, AuditFilter, Order},
+        new_id,
+        time::to_rfc3339,
+    },
+    store::{self, Store, StoreError},
+};
+
+/// The chunks of an export, ready to send.
+pub type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
 const BATCH: i64 = 500;
 
@@ -17,11 +29,11 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(name: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(name: Option<&str>) -> Result<Self, DomainError> {
         match name.map(str::trim) {
             None | Some("") | Some("jsonl") => Ok(Self::JsonLines),
             Some("csv") => Ok(Self::Csv),
-            Some(_) => Err(ApiError::BadRequest(
+            Some(_) => Err(DomainError::BadRequest(
                 "`format` must be `csv` or `jsonl`.".into(),
             )),
         }
@@ -48,9 +60,9 @@ impl Format {
         }
     }
 
-    fn line(self, event: &EventRow) -> String {
+    fn line(self, event: &AuditEvent) -> String {
         match self {
-            Self::JsonLines => format!("{}\n", event.view()),
+            Self::JsonLines => format!("{}\n", serde_json::to_string(event).unwrap_or_default()),
             Self::Csv => csv_line(csv_fields(event)),
         }
     }
@@ -72,23 +84,24 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "details",
 ];
 
-fn csv_fields(event: &EventRow) -> impl Iterator<Item = String> {
+fn csv_fields(event: &AuditEvent) -> impl Iterator<Item = String> {
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let target = event.target.as_ref();
     let details = match &event.details {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
     [
         event.id.clone(),
-        crate::time_fmt::to_rfc3339(event.occurred_at),
-        event.actor_type.clone(),
-        text(&event.actor_id),
-        text(&event.actor_label),
+        to_rfc3339(event.occurred_at),
+        event.actor.kind.to_string(),
+        text(&event.actor.id),
+        text(&event.actor.label),
         event.action.clone(),
         text(&event.agent_id),
-        text(&event.target_type),
-        text(&event.target_id),
-        text(&event.target_label),
+        target.map(|t| t.kind.to_string()).unwrap_or_default(),
+        target.map(|t| t.id.clone()).unwrap_or_default(),
+        target.map(|t| t.label.clone()).unwrap_or_default(),
         text(&event.ip),
         text(&event.user_agent),
         details,
@@ -122,7 +135,7 @@ fn csv_line(fields: impl Iterator<Item = String>) -> String {
 
 struct Cursor {
     store: Store,
-    filter: Filter,
+    filter: AuditFilter,
     format: Format,
     after: Option<String>,
     below: String,
@@ -132,22 +145,18 @@ struct Cursor {
 
 /// Every event matching `filter`, oldest first, as chunks of the export. Events written after
 /// the export began are left out, so it ends even while the log grows.
-pub fn stream(
-    store: Store,
-    filter: Filter,
-    format: Format,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+pub fn stream(store: Store, filter: AuditFilter, format: Format) -> Chunks {
     let cursor = Cursor {
         store,
         filter,
         format,
         after: None,
         // Ids are time-ordered: an id minted now sorts after every event already written.
-        below: crate::store::new_id("evt"),
+        below: new_id("evt"),
         header: format.header(),
         done: false,
     };
-    stream::unfold(cursor, |mut cursor| async move {
+    Box::pin(stream::unfold(cursor, |mut cursor| async move {
         if cursor.done {
             return None;
         }
@@ -168,12 +177,12 @@ pub fn stream(
                 ))
             }
         }
-    })
+    }))
 }
 
-async fn next_batch(cursor: &mut Cursor) -> Result<Vec<EventRow>, sqlx::Error> {
-    let mut conn = cursor.store.pool.acquire().await?;
-    let rows = query::fetch(
+async fn next_batch(cursor: &mut Cursor) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut conn = cursor.store.conn().await?;
+    let rows = store::audit::fetch(
         &mut conn,
         &cursor.filter,
         Order::OldestFirst,
@@ -216,8 +225,8 @@ mod tests {
         assert_eq!(Format::parse(Some("jsonl")).unwrap(), Format::JsonLines);
         assert_eq!(Format::parse(None).unwrap(), Format::JsonLines);
         assert_eq!(
-            Format::parse(Some("xml")).unwrap_err().code(),
-            "bad_request"
+            Format::parse(Some("xml")).unwrap_err().to_string(),
+            "`format` must be `csv` or `jsonl`."
         );
         assert_eq!(
             Format::Csv.header().unwrap(),

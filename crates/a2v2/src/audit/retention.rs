@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Actor, Event, Origin};
 use crate::{
-    store::{Store, now_ms},
-    time_fmt::to_rfc3339,
+    model::{
+        audit::{By, NewEvent},
+        now_ms,
+        time::to_rfc3339,
+    },
+    store::{self, Store, StoreError},
 };
 
 const EVERY: Duration = Duration::from_secs(60 * 60);
@@ -42,45 +45,27 @@ pub async fn run(store: Store, days: u32) {
 
 /// Deletes events older than `days` days before `now` with their counts, and counts left
 /// without an event; records `audit.purged` when events were deleted. Returns how many.
-pub async fn purge(store: &Store, days: u32, now: i64) -> Result<u64, sqlx::Error> {
+pub async fn purge(store: &Store, days: u32, now: i64) -> Result<u64, StoreError> {
     let Some(before) = cutoff(days, now) else {
         return Ok(0);
     };
-    let batch =
-        format!("SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY id LIMIT {BATCH}");
     let mut deleted = 0u64;
     loop {
         let mut tx = store.begin().await?;
-        sqlx::query(&format!(
-            "DELETE FROM audit_event_counts WHERE event_id IN ({batch})"
-        ))
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(&format!("DELETE FROM audit_events WHERE id IN ({batch})"))
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done = store::audit::purge_batch(&mut tx, before, BATCH).await?;
         tx.commit().await?;
         deleted += done;
         if done < BATCH as u64 {
             break;
         }
     }
-    let mut conn = store.pool.acquire().await?;
-    sqlx::query(
-        "DELETE FROM audit_event_counts WHERE NOT EXISTS \
-         (SELECT 1 FROM audit_events e WHERE e.id = audit_event_counts.event_id)",
-    )
-    .execute(&mut *conn)
-    .await?;
+    let mut conn = store.conn().await?;
+    store::audit::delete_orphan_counts(&mut conn).await?;
     if deleted > 0 {
         super::record(
             &mut conn,
-            &Actor::system(),
-            &Origin::default(),
-            Event {
+            &By::system(),
+            NewEvent {
                 action: "audit.purged",
                 agent_id: None,
                 target: None,
@@ -98,9 +83,8 @@ pub async fn purge(store: &Store, days: u32, now: i64) -> Result<u64, sqlx::Erro
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
+    use crate::model::audit::{AuditFilter, Order};
 
     #[test]
     fn cutoffs() {
@@ -110,28 +94,18 @@ mod tests {
         assert!(cutoff(u32::MAX, i64::MAX).is_some());
     }
 
-    async fn insert_at(store: &Store, id: &str, at: i64) {
-        sqlx::query(
-            "INSERT INTO audit_events (id, occurred_at, actor_type, action, details) \
-             VALUES ($1, $2, 'system', 'agent.created', '{}')",
+    async fn events(store: &Store) -> Vec<crate::model::audit::AuditEvent> {
+        let mut conn = store.conn().await.unwrap();
+        store::audit::fetch(
+            &mut conn,
+            &AuditFilter::default(),
+            Order::OldestFirst,
+            None,
+            None,
+            100,
         )
-        .bind(id)
-        .bind(at)
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    }
-
-    async fn ids(store: &Store, table: &str, column: &str) -> Vec<String> {
-        sqlx::query(&format!(
-            "SELECT {column} AS id FROM {table} ORDER BY {column}"
-        ))
-        .fetch_all(&store.pool)
         .await
         .unwrap()
-        .iter()
-        .map(|row| row.get("id"))
-        .collect()
     }
 
     #[tokio::test]
@@ -141,38 +115,35 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let now = 1_000 * DAY_MS;
-        insert_at(&store, "evt_1", now - 40 * DAY_MS).await;
-        insert_at(&store, "evt_2", now - 31 * DAY_MS).await;
-        insert_at(&store, "evt_3", now - 29 * DAY_MS).await;
-        for (event, count) in [("evt_1", 5), ("evt_3", 7), ("evt_gone", 9)] {
-            sqlx::query("INSERT INTO audit_event_counts (event_id, count) VALUES ($1, $2)")
-                .bind(event)
-                .bind(count)
-                .execute(&store.pool)
+        let mut conn = store.conn().await.unwrap();
+        for (id, age) in [("evt_1", 40), ("evt_2", 31), ("evt_3", 29)] {
+            store::audit::insert_at(&mut conn, id, now - age * DAY_MS)
                 .await
                 .unwrap();
         }
+        for (event, count) in [("evt_1", 5), ("evt_3", 7), ("evt_gone", 9)] {
+            store::audit::set_count(&mut conn, event, count)
+                .await
+                .unwrap();
+        }
+        drop(conn);
         assert_eq!(purge(&store, 0, now).await.unwrap(), 0);
         assert_eq!(purge(&store, 30, now).await.unwrap(), 2);
-        let events = ids(&store, "audit_events", "id").await;
-        assert_eq!(events.len(), 2);
-        assert!(events.contains(&"evt_3".to_owned()));
+        let kept = events(&store).await;
+        assert_eq!(kept.len(), 2);
+        let survivor = kept.iter().find(|e| e.id == "evt_3").unwrap();
+        assert_eq!(survivor.details["count"], 7, "its count survives");
+        let mut conn = store.conn().await.unwrap();
         assert_eq!(
-            ids(&store, "audit_event_counts", "event_id").await,
+            store::audit::counted_event_ids(&mut conn).await.unwrap(),
             ["evt_3"]
         );
-        let purged = sqlx::query(
-            "SELECT actor_type, details FROM audit_events WHERE action = 'audit.purged'",
-        )
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
-        assert_eq!(purged.get::<String, _>("actor_type"), "system");
-        let details: serde_json::Value =
-            serde_json::from_str(&purged.get::<String, _>("details")).unwrap();
-        assert_eq!(details["count"], 2);
+        let purged = kept.iter().find(|e| e.id != "evt_3").unwrap();
+        assert_eq!(purged.action, "audit.purged");
+        assert_eq!(purged.actor.kind, "system");
+        assert_eq!(purged.details["count"], 2);
         // Nothing left to purge: no second event.
         assert_eq!(purge(&store, 30, now).await.unwrap(), 0);
-        assert_eq!(ids(&store, "audit_events", "id").await.len(), 2);
+        assert_eq!(events(&store).await.len(), 2);
     }
 }

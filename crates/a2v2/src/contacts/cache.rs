@@ -30,7 +30,7 @@ pub const CAPACITY: usize = 20_000;
 pub struct Entry {
     pub agent_id: String,
     pub version: i64,
-    pub body: axum::body::Bytes,
+    pub body: bytes::Bytes,
 }
 
 #[derive(Default)]
@@ -71,7 +71,7 @@ impl ContactCache {
     }
 
     /// Stores `entry` unless some contact was invalidated since `generation` was taken.
-    pub fn put_if_unchanged(&self, generation: u64, id: &str, entry: Entry) {
+    pub fn put_if_unchanged(&self, generation: u64, id: &str, entry: Arc<Entry>) {
         let Some(inner) = self.inner.as_ref() else {
             return;
         };
@@ -89,7 +89,7 @@ impl ContactCache {
         // its removal comes after our insert.
         let slot = inner.entries.entry(id.to_owned());
         if inner.generation.load(Ordering::SeqCst) == generation {
-            slot.insert(Arc::new(entry));
+            slot.insert(entry);
         }
     }
 
@@ -107,12 +107,12 @@ impl ContactCache {
 mod tests {
     use super::*;
 
-    fn entry(agent: &str, version: i64) -> Entry {
-        Entry {
+    fn entry(agent: &str, version: i64) -> Arc<Entry> {
+        Arc::new(Entry {
             agent_id: agent.into(),
             version,
-            body: axum::body::Bytes::from_static(b"{}"),
-        }
+            body: bytes::Bytes::from_static(b"{}"),
+        })
     }
 
     #[test]

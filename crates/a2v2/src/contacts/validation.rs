@@ -17,7 +17,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::{error::FieldErrors, validate::email_error};
+use crate::{
+    model::{FieldErrors, contact::ContactFields},
+    validate::{FromBody, echo, email_error},
+};
 
 pub const TEXT_MAX: usize = 255;
 pub const NOTES_MAX: usize = 10_000;
@@ -27,28 +30,11 @@ pub const ATTRIBUTES_MAX: usize = 100;
 pub const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 5..=20;
 /// At most this many errors about items of one list or object are reported.
 const ITEM_ERRORS_MAX: usize = 10;
-/// Field names echoed in errors are cut to this many characters.
-const NAME_ECHO_MAX: usize = 64;
 
 const READ_ONLY: [&str; 5] = ["id", "version", "created_at", "updated_at", "phone_e164"];
 
 /// The fields that name a person; a contact needs at least one of them.
 pub const IDENTITY_FIELDS: [&str; 4] = ["first_name", "last_name", "email", "phone"];
-
-/// The stored, validated values of a contact.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Fields {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub phone_e164: Option<String>,
-    pub company: Option<String>,
-    pub job_title: Option<String>,
-    pub notes: Option<String>,
-    pub tags: Vec<String>,
-    pub attributes: Map<String, Value>,
-}
 
 /// A validated phone number: as written, and in E.164 when it could be normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +45,7 @@ pub struct Phone {
 
 /// Validated changes: `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Patch {
+pub struct ContactPatch {
     pub first_name: Option<Option<String>>,
     pub last_name: Option<Option<String>>,
     pub email: Option<Option<String>>,
@@ -69,10 +55,6 @@ pub struct Patch {
     pub notes: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
     pub attributes: Option<Map<String, Value>>,
-}
-
-fn echo(name: &str) -> String {
-    name.chars().take(NAME_ECHO_MAX).collect()
 }
 
 /// Why `text` breaks the length or character rules, if it does.
@@ -273,40 +255,78 @@ fn attributes(errors: &mut FieldErrors, value: &Value) -> Option<Map<String, Val
     (item_errors == 0).then(|| object.clone())
 }
 
-/// Validates a create or PATCH body into a [`Patch`], or every field error at once.
-pub fn parse_patch(body: &Map<String, Value>) -> Result<Patch, FieldErrors> {
-    let mut errors = FieldErrors::new();
-    let mut patch = Patch::default();
-    for (name, value) in body {
-        let e = &mut errors;
-        match name.as_str() {
-            "first_name" => patch.first_name = text(e, name, value, TEXT_MAX),
-            "last_name" => patch.last_name = text(e, name, value, TEXT_MAX),
-            "company" => patch.company = text(e, name, value, TEXT_MAX),
-            "job_title" => patch.job_title = text(e, name, value, TEXT_MAX),
-            "notes" => patch.notes = text(e, name, value, NOTES_MAX),
-            "email" => patch.email = email(e, value),
-            "phone" => patch.phone = phone(e, value),
-            "tags" => patch.tags = tags(e, value),
-            "attributes" => patch.attributes = attributes(e, value),
-            other if READ_ONLY.contains(&other) => {
-                e.insert(other.to_owned(), "is read-only and cannot be set".into());
-            }
-            other => {
-                e.insert(echo(other), "is not a known field".into());
+impl FromBody for ContactPatch {
+    const FIELDS: &'static [&'static str] = &[
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "company",
+        "job_title",
+        "notes",
+        "tags",
+        "attributes",
+    ];
+    const READ_ONLY: &'static [&'static str] = &READ_ONLY;
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        let mut patch = ContactPatch::default();
+        for (name, value) in body {
+            let e = &mut *errors;
+            match name.as_str() {
+                "first_name" => patch.first_name = text(e, name, value, TEXT_MAX),
+                "last_name" => patch.last_name = text(e, name, value, TEXT_MAX),
+                "company" => patch.company = text(e, name, value, TEXT_MAX),
+                "job_title" => patch.job_title = text(e, name, value, TEXT_MAX),
+                "notes" => patch.notes = text(e, name, value, NOTES_MAX),
+                "email" => patch.email = email(e, value),
+                "phone" => patch.phone = phone(e, value),
+                "tags" => patch.tags = tags(e, value),
+                "attributes" => patch.attributes = attributes(e, value),
+                _ => {}
             }
         }
-    }
-    if errors.is_empty() {
-        Ok(patch)
-    } else {
-        Err(errors)
+        Some(patch)
     }
 }
 
-impl Fields {
+/// The fields of a new contact: a patch applied to nothing, naming someone.
+pub struct NewContact(pub ContactFields);
+
+impl FromBody for NewContact {
+    const FIELDS: &'static [&'static str] = ContactPatch::FIELDS;
+    const READ_ONLY: &'static [&'static str] = ContactPatch::READ_ONLY;
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        let patch = ContactPatch::from_body(body, errors)?;
+        if !errors.is_empty() {
+            return None;
+        }
+        let mut fields = ContactFields::default();
+        fields.apply(&patch);
+        match fields.identity_error() {
+            Some(identity) => {
+                errors.extend(identity);
+                None
+            }
+            None => Some(Self(fields)),
+        }
+    }
+}
+
+/// Validates a PATCH body, reporting every field error at once.
+pub fn parse_patch(body: &Map<String, Value>) -> Result<ContactPatch, FieldErrors> {
+    crate::validate::parse(body)
+}
+
+/// Validates a create body into the fields of a new contact.
+pub fn new_fields(body: &Map<String, Value>) -> Result<ContactFields, FieldErrors> {
+    crate::validate::parse::<NewContact>(body).map(|new| new.0)
+}
+
+impl ContactFields {
     /// Applies `patch`; returns the names of the fields whose value changed.
-    pub fn apply(&mut self, patch: &Patch) -> Vec<&'static str> {
+    pub fn apply(&mut self, patch: &ContactPatch) -> Vec<&'static str> {
         fn set<T: PartialEq + Clone>(
             changed: &mut Vec<&'static str>,
             name: &'static str,
@@ -378,50 +398,6 @@ impl Fields {
                 })
                 .collect()
         })
-    }
-
-    /// `email` lowercased: the key of the per-agent uniqueness rule and of the `email` filter.
-    pub fn email_lower(&self) -> Option<String> {
-        self.email.as_deref().map(str::to_lowercase)
-    }
-
-    /// What the `q` filter searches: "first last", email and company, lowercased.
-    pub fn search_text(&self) -> String {
-        let part = |v: &Option<String>| v.as_deref().unwrap_or_default().to_lowercase();
-        format!(
-            "{} {}\n{}\n{}",
-            part(&self.first_name),
-            part(&self.last_name),
-            part(&self.email),
-            part(&self.company)
-        )
-    }
-
-    /// A short human label for audit events: the name, else the email, else the phone.
-    pub fn label(&self) -> String {
-        let name = [&self.first_name, &self.last_name]
-            .iter()
-            .filter_map(|v| v.as_deref())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !name.is_empty() {
-            return name;
-        }
-        self.email
-            .clone()
-            .or_else(|| self.phone.clone())
-            .unwrap_or_default()
-    }
-}
-
-/// Validates a create body into the fields of a new contact.
-pub fn new_fields(body: &Map<String, Value>) -> Result<Fields, FieldErrors> {
-    let patch = parse_patch(body)?;
-    let mut fields = Fields::default();
-    fields.apply(&patch);
-    match fields.identity_error() {
-        Some(errors) => Err(errors),
-        None => Ok(fields),
     }
 }
 

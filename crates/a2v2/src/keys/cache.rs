@@ -22,8 +22,11 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
-use super::{format, permissions::Permissions};
-use crate::crypto::{KeySecrets, LookupHash};
+use super::format;
+use crate::{
+    crypto::{KeySecrets, LookupHash, decode_hex},
+    model::{key::ApiKey, permissions::Permissions},
+};
 
 /// What verification needs to know about one key.
 #[derive(Debug)]
@@ -64,6 +67,25 @@ impl CachedKey {
             last_used: AtomicI64::new(last_used),
             flushed_last_used: AtomicI64::new(last_used),
         }
+    }
+
+    /// The cache entry of a stored key; `None` when its stored form cannot be read (a
+    /// malformed hash or IP list), in which case the key must be refused.
+    pub fn from_stored(row: &ApiKey) -> Option<Self> {
+        if !row.ip_list_readable {
+            return None;
+        }
+        let hash: LookupHash = decode_hex(&row.lookup_hash).ok()?.try_into().ok()?;
+        Some(Self::new(
+            row.id.clone(),
+            row.agent_id.clone(),
+            row.name.clone(),
+            hash,
+            row.permissions,
+            row.ip_nets.clone(),
+            row.expires_at,
+            row.last_used_at,
+        ))
     }
 
     pub fn last_used_at(&self) -> Option<i64> {

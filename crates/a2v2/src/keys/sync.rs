@@ -1,9 +1,10 @@
 //! Keeping every server's key cache in step with storage when another process changes a key:
 //! another node, or the `a2v2 keys` CLI.
 //!
-//! Every key change calls [`announce`] in its transaction. That bumps the change counter
-//! (`key_version`) and logs the changed key ids under the new version (`key_changes`), on
-//! both back ends; on PostgreSQL it also sends `NOTIFY a2v2_keys, '<key id>'`.
+//! Every key change is announced in its transaction (`KeyChange` calls
+//! `store::key_changes::announce`): that bumps the change counter (`key_version`) and logs the
+//! changed key ids under the new version (`key_changes`), on both back ends; on PostgreSQL it
+//! also sends `NOTIFY a2v2_keys, '<key id>'`.
 //!
 //! - The fast path (PostgreSQL): every node listens and reloads the notified key at once.
 //!   After a lost connection it reloads every key, since notifications sent meanwhile are gone.
@@ -12,94 +13,28 @@
 //!   version its cache reflects; when the log no longer reaches back that far, all keys.
 //!
 //! Reloading a key that is already current (the node's own change, or one already notified)
-//! is harmless: it is read from storage under `key_writes`, like every other cache write.
+//! is harmless: it is read from storage under the service's write lock, like every other
+//! cache write.
 
 use std::{
     collections::BTreeSet,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
-use sqlx::{AnyConnection, Connection, Row, postgres::PgListener};
-
-use super::handlers::load_cache;
+use super::Keys;
 use crate::{
-    state::AppState,
-    store::{Backend, now_ms},
+    error::Result,
+    store::{
+        self, Store,
+        key_changes::{Listener, SideConnection},
+    },
 };
-
-pub const CHANNEL: &str = "a2v2_keys";
 
 /// How often each server looks for key changes made by other processes.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// How long logged changes are kept; a server that fell further behind reloads every key.
-pub const KEEP_CHANGES_MS: i64 = 60 * 60 * 1000;
-
 /// More logged changes than this since the last poll: reload every key instead.
 const MAX_INCREMENTAL: i64 = 1000;
-
-/// Records a change of `key_id` in the transaction on `conn`; see [`announce_all`].
-pub async fn announce(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    key_id: &str,
-) -> Result<(), sqlx::Error> {
-    announce_all(conn, backend, &[key_id]).await
-}
-
-/// Records a change of `key_ids` in the transaction on `conn`: bumps the change counter, logs
-/// the ids under the new version, prunes log rows older than [`KEEP_CHANGES_MS`], and on
-/// PostgreSQL notifies the other nodes when the transaction commits.
-///
-/// The counter row stays locked until the transaction ends, so versions are handed out in
-/// commit order: once a version is visible, every smaller one is too.
-pub async fn announce_all(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    key_ids: &[&str],
-) -> Result<(), sqlx::Error> {
-    if key_ids.is_empty() {
-        return Ok(());
-    }
-    let now = now_ms();
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE key_version SET version = version + 1 WHERE id = 1 RETURNING version",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    for key_id in key_ids {
-        sqlx::query(
-            "INSERT INTO key_changes (version, key_id, changed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(version)
-        .bind(*key_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        if backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(*key_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
-    sqlx::query("DELETE FROM key_changes WHERE changed_at < $1")
-        .bind(now - KEEP_CHANGES_MS)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// The current value of the change counter.
-pub async fn current_version(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM key_version WHERE id = 1")
-        .fetch_one(conn)
-        .await
-}
 
 /// What a server must do to catch up from version `seen` to `current`.
 #[derive(Debug, PartialEq, Eq)]
@@ -141,40 +76,40 @@ pub fn plan(seen: i64, current: i64, logged: &[(i64, String)]) -> CatchUp {
 }
 
 /// Applies other processes' key changes to this server's cache, for as long as it runs.
-pub async fn poll(state: AppState) {
+pub async fn poll(keys: Keys, store: Store) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut conn: Option<AnyConnection> = None;
+    let mut conn: Option<SideConnection> = None;
     loop {
         tick.tick().await;
         let result = async {
             if conn.is_none() {
-                conn = Some(crate::store::connect_single(&state.config.database_url).await?);
+                conn = Some(store.side_connection().await?);
             }
             match conn.as_mut() {
-                Some(conn) => catch_up(&state, conn).await,
+                Some(conn) => catch_up(&keys, conn).await,
                 None => Ok(()),
             }
         }
         .await;
         if let Err(err) = result {
-            tracing::warn!(error = %format!("{err:#}"), "checking for key changes failed; retrying");
+            tracing::warn!(error = %err, "checking for key changes failed; retrying");
             if let Some(old) = conn.take() {
-                let _ = old.close().await;
+                old.close().await;
             }
         }
     }
 }
 
 /// One poll: reads the counter on `conn` and reloads what changed since the cache's version.
-pub async fn catch_up(state: &AppState, conn: &mut AnyConnection) -> anyhow::Result<()> {
-    let seen = state.key_version.load(Ordering::Acquire);
-    let current = current_version(conn).await?;
+pub async fn catch_up(keys: &Keys, conn: &mut SideConnection) -> Result<()> {
+    let seen = keys.version();
+    let current = store::key_changes::current_version(conn).await?;
     if current == seen {
         return Ok(());
     }
     let logged = if current > seen && current - seen <= MAX_INCREMENTAL {
-        changes_between(conn, seen, current).await?
+        store::key_changes::between(conn, seen, current).await?
     } else {
         Vec::new()
     };
@@ -182,15 +117,15 @@ pub async fn catch_up(state: &AppState, conn: &mut AnyConnection) -> anyhow::Res
     match plan(seen, current, &logged) {
         CatchUp::Nothing => {}
         CatchUp::Keys(key_ids) => {
-            refresh_all(state, &key_ids).await?;
-            state.key_version.fetch_max(current, Ordering::AcqRel);
+            keys.refresh(&key_ids).await?;
+            keys.reached(current);
             tracing::debug!(keys = key_ids.len(), version = current, elapsed = ?started.elapsed(),
                 "reloaded changed keys");
         }
         CatchUp::Everything => {
-            let loaded = load_cache(state).await?;
+            let loaded = keys.load_all().await?;
             if current < seen {
-                state.key_version.store(current, Ordering::Release);
+                keys.rewind(current);
             }
             tracing::info!(
                 keys = loaded,
@@ -202,75 +137,37 @@ pub async fn catch_up(state: &AppState, conn: &mut AnyConnection) -> anyhow::Res
     Ok(())
 }
 
-async fn changes_between(
-    conn: &mut AnyConnection,
-    seen: i64,
-    current: i64,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT version, key_id FROM key_changes WHERE version > $1 AND version <= $2 \
-         ORDER BY version",
-    )
-    .bind(seen)
-    .bind(current)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("version")?, row.try_get("key_id")?)))
-        .collect()
-}
-
 /// Applies other nodes' notified key changes to this node's cache (PostgreSQL only).
-pub async fn follow(state: AppState) {
-    if state.store.backend != Backend::Postgres {
-        return;
-    }
+pub async fn follow(keys: Keys, store: Store) {
     loop {
-        if let Err(err) = listen(&state).await {
-            tracing::warn!(error = %err, "key change listener lost its connection; reconnecting");
+        match store.listen_key_changes().await {
+            Ok(None) => return,
+            Ok(Some(listener)) => {
+                if let Err(err) = listen(&keys, listener).await {
+                    tracing::warn!(error = %err, "key change listener lost its connection; reconnecting");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "key change listener cannot connect; retrying");
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn listen(state: &AppState) -> anyhow::Result<()> {
-    let mut listener = PgListener::connect(&state.config.database_url).await?;
-    listener.listen(CHANNEL).await?;
+async fn listen(keys: &Keys, mut listener: Listener) -> Result<()> {
     // Anything that changed while we were not listening.
-    load_cache(state).await?;
+    keys.load_all().await?;
     loop {
-        // `None`: the connection dropped and sqlx reconnected; notifications sent meanwhile
-        // are lost, so reload everything.
-        match listener.try_recv().await? {
-            Some(notification) => refresh(state, notification.payload()).await?,
+        match listener.recv().await? {
+            Some(key_id) => keys.refresh(&BTreeSet::from([key_id])).await?,
+            // The connection dropped and was re-established: notifications sent meanwhile
+            // are lost, so reload everything.
             None => {
-                load_cache(state).await?;
+                keys.load_all().await?;
             }
         }
     }
-}
-
-async fn refresh(state: &AppState, key_id: &str) -> anyhow::Result<()> {
-    refresh_all(state, &BTreeSet::from([key_id.to_owned()])).await
-}
-
-/// Reloads `key_ids` from storage into the cache, dropping those storage no longer has.
-async fn refresh_all(state: &AppState, key_ids: &BTreeSet<String>) -> anyhow::Result<()> {
-    // Under the same lock as local changes, so an older read never overwrites a newer write.
-    let _serialised = state.key_writes.lock().await;
-    let mut conn = state
-        .store
-        .pool
-        .acquire()
-        .await
-        .context("reloading changed keys")?;
-    for key_id in key_ids {
-        match super::get_by_id(&mut conn, key_id).await? {
-            Some(row) => super::handlers::cache(state, &row),
-            None => state.keys.remove(key_id),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

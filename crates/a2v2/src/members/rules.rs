@@ -4,7 +4,7 @@
 //! route cannot know: the role of the member acted on, the role asked for, and how many owners
 //! would be left.
 
-use super::Role;
+use crate::model::member::Role;
 
 /// A change to the members of the workspace, as far as the rules care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum Refusal {
     LastOwner,
 }
 
-impl From<Refusal> for crate::error::ApiError {
+impl From<Refusal> for crate::error::DomainError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Forbidden(why) => Self::Forbidden(why.to_owned()),

@@ -1,8 +1,23 @@
-//! Storage: one set of portable SQL queries over `sqlx::Any`, two back ends.
+//! Storage: every SQL statement and every difference between SQLite and PostgreSQL.
 //!
-//! SQLite (embedded, the default) and PostgreSQL (several nodes) share the query text: `$N`
-//! placeholders, TEXT ids, BIGINT unix-millisecond times, JSON kept as TEXT. The two migration
-//! folders hold the same versions; only DDL that differs by dialect (triggers) differs.
+//! One set of portable SQL over `sqlx::Any` serves both back ends: `$N` placeholders, TEXT
+//! ids, BIGINT unix-millisecond times, JSON kept as TEXT. Where the dialects differ (row
+//! locks, notifications, triggers) the branch sits here. Callers get plain records from
+//! `crate::model` and [`StoreError`]s; the pool and the back end stay private.
+//!
+//! Functions take `&mut impl Db`: a transaction ([`Tx`], from [`Store::begin`]) or a pooled
+//! connection ([`Conn`], from [`Store::conn`]).
+
+pub mod agents;
+pub mod audit;
+pub mod contacts;
+mod error;
+pub mod idempotency;
+pub mod invites;
+pub mod key_changes;
+pub mod keys;
+pub mod members;
+pub mod sessions;
 
 use std::{
     str::FromStr,
@@ -15,31 +30,87 @@ use std::{
 
 use anyhow::Context;
 use sqlx::{
-    Any, AnyPool, Transaction,
+    Any, AnyConnection, AnyPool, Transaction,
     any::AnyPoolOptions,
     migrate::Migrator,
+    pool::PoolConnection,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
+
+pub use error::{Constraint, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use sealed::Backend;
 
 #[derive(Clone)]
 pub struct Store {
-    pub pool: AnyPool,
-    pub backend: Backend,
+    pool: AnyPool,
+    backend: Backend,
+    url: Arc<str>,
     /// Connections handed out by the pool, for `/metrics` and tests that prove a path
     /// does not touch storage.
-    pub acquires: Arc<AtomicU64>,
+    acquires: Arc<AtomicU64>,
 }
 
-pub type Tx = Transaction<'static, Any>;
+/// A database transaction: commit it, or drop it to roll back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+/// A connection from the pool, returned to it on drop.
+pub struct Conn {
+    inner: PoolConnection<Any>,
+    backend: Backend,
+}
+
+mod sealed {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// What store functions need of where they run; only this module can provide it.
+    pub trait Raw {
+        fn raw(&mut self) -> &mut sqlx::AnyConnection;
+        fn backend(&self) -> Backend;
+    }
+}
+
+/// Where store functions run their statements: a transaction or a pooled connection.
+pub trait Db: sealed::Raw + Send {}
+
+impl sealed::Raw for Tx {
+    fn raw(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl sealed::Raw for Conn {
+    fn raw(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Db for Tx {}
+impl Db for Conn {}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.inner.commit().await.map_err(StoreError::from)
+    }
+}
 
 impl Store {
     /// Opens the database named by `url`, creating an SQLite file (and its folder) if missing.
@@ -90,6 +161,7 @@ impl Store {
             Ok(Self {
                 pool,
                 backend: Backend::Sqlite,
+                url: url.into(),
                 acquires,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -106,6 +178,7 @@ impl Store {
             Ok(Self {
                 pool,
                 backend: Backend::Postgres,
+                url: url.into(),
                 acquires,
             })
         } else {
@@ -128,61 +201,53 @@ impl Store {
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first fails at once with "database is locked" when
     /// another connection commits before its first write, whatever the busy timeout.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
-        }
+        }?;
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
     }
 
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+    /// A connection for reads outside a transaction.
+    pub async fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(Conn {
+            inner: self.pool.acquire().await?,
+            backend: self.backend,
+        })
     }
-}
 
-/// One connection outside the pool, for background work that must neither wait for nor be
-/// counted among the connections requests use.
-pub async fn connect_single(url: &str) -> anyhow::Result<sqlx::AnyConnection> {
-    use sqlx::{Connection, Executor};
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url)
-        .await
-        .context("opening a database connection")?;
-    if url.starts_with("sqlite:") {
-        conn.execute("PRAGMA busy_timeout = 10000;").await?;
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
-    Ok(conn)
-}
 
-/// True when the error is a violation of a unique index.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
+    /// True when other processes may write the same database at the same time (PostgreSQL,
+    /// the several-node back end); false for the embedded SQLite file this server owns.
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
 
-/// True when the error is a violated foreign key (the referenced row is gone).
-pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
-}
+    /// Connections handed out so far.
+    pub fn acquires(&self) -> u64 {
+        self.acquires.load(Ordering::Relaxed)
+    }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// A new opaque id: a readable prefix and a time-ordered UUIDv7, so ids sort by creation.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+    /// Waits for pooled connections to be returned, then closes them.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    use super::*;
+    use sealed::Raw as _;
 
     fn versions(dir: &str) -> BTreeSet<String> {
         std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
@@ -195,14 +260,14 @@ mod tests {
     async fn write_transactions_do_not_fail_when_another_commits_first() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = super::Store::connect(&url).await.unwrap();
+        let store = Store::connect(&url).await.unwrap();
         sqlx::query("CREATE TABLE t (n BIGINT)")
             .execute(&store.pool)
             .await
             .unwrap();
         let mut first = store.begin().await.unwrap();
         sqlx::query("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut *first)
+            .fetch_one(first.raw())
             .await
             .unwrap();
         let other = {
@@ -210,15 +275,15 @@ mod tests {
             tokio::spawn(async move {
                 let mut tx = store.begin().await.unwrap();
                 sqlx::query("INSERT INTO t (n) VALUES (2)")
-                    .execute(&mut *tx)
+                    .execute(tx.raw())
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
             })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         sqlx::query("INSERT INTO t (n) VALUES (1)")
-            .execute(&mut *first)
+            .execute(first.raw())
             .await
             .unwrap();
         first.commit().await.unwrap();

@@ -67,6 +67,11 @@ pub fn display(net: &IpNet) -> String {
     }
 }
 
+/// The list in its text form, as stored and shown.
+pub fn display_list(nets: &[IpNet]) -> Vec<String> {
+    nets.iter().map(display).collect()
+}
+
 /// True when the list is empty (any address) or holds `ip`. IPv4-mapped IPv6 peers match IPv4 entries.
 pub fn allows(nets: &[IpNet], ip: IpAddr) -> bool {
     if nets.is_empty() {

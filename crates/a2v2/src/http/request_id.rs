@@ -28,7 +28,7 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
     );
     async move {
         let started = std::time::Instant::now();
-        let mut response = crate::error::render_errors(&id, next.run(request).await);
+        let mut response = super::error::render_errors(&id, next.run(request).await);
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(HEADER.clone(), value);
         }

@@ -24,6 +24,26 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// `#[serde(with = "rfc3339")]` for a unix-millisecond field shown as RFC 3339.
+pub mod rfc3339 {
+    pub fn serialize<S: serde::Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::to_rfc3339(*ms))
+    }
+}
+
+/// `#[serde(with = "opt_rfc3339")]` for an optional unix-millisecond field.
+pub mod opt_rfc3339 {
+    pub fn serialize<S: serde::Serializer>(
+        ms: &Option<i64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => serializer.serialize_str(&super::to_rfc3339(*ms)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,21 +1,29 @@
 //! `a2v2 keys create|list|delete`: API keys from the command line, for automation.
 //!
-//! The same rules as the management API (`keys::validate`), the same storage functions
-//! (`keys::manage`), an audit event with a `system` actor labelled `cli`, and an entry in the
-//! key change feed, through which a running server applies the change within about a second.
+//! The same rules as the management API (`keys::input`), the same service (`keys::Keys`), an
+//! audit event with a `system` actor labelled `cli`, and an entry in the key change feed,
+//! through which a running server applies the change within about a second.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Map, Value, json};
 
-use super::{KeyChanges, KeyRow, manage};
 use crate::{
-    agents,
-    audit::{Actor, Origin},
     config::{Config, MasterKeySource},
     crypto::{KeySecrets, MasterKey},
-    error::{ApiError, FieldErrors},
-    store::{Store, now_ms},
-    time_fmt::{opt_rfc3339, to_rfc3339},
+    error::DomainError,
+    keys::{
+        Keys,
+        input::{CreateKey, KeyChanges},
+    },
+    model::{
+        FieldErrors,
+        audit::By,
+        key::{ApiKey, KeyView},
+        page::Page,
+        time::{opt_rfc3339, to_rfc3339},
+    },
+    store::{self, Store},
+    validate,
 };
 
 /// The fields of a new key as given on the command line.
@@ -88,16 +96,15 @@ impl NewKey {
     }
 
     /// Validates the arguments with the API's rules, reporting every problem at once.
-    pub fn changes(&self, now_ms: i64) -> Result<KeyChanges, ApiError> {
+    pub fn changes(&self) -> Result<KeyChanges, FieldErrors> {
         let (body, mut errors) = self.body();
-        match super::validate(&body, true, now_ms) {
-            Ok(changes) if errors.is_empty() => Ok(changes),
-            Ok(_) => Err(ApiError::validation(errors)),
-            Err(ApiError::Validation { fields, .. }) => {
+        match validate::parse::<CreateKey>(&body) {
+            Ok(CreateKey(changes)) if errors.is_empty() => Ok(changes),
+            Ok(_) => Err(errors),
+            Err(fields) => {
                 errors.extend(fields);
-                Err(ApiError::validation(errors))
+                Err(errors)
             }
-            Err(other) => Err(other),
         }
     }
 }
@@ -114,20 +121,17 @@ fn flag(field: &str) -> &str {
     }
 }
 
-/// A refusal as one sentence for the terminal: `name (--name) must be at most 100 characters`.
-fn explain(err: ApiError) -> anyhow::Error {
-    match err {
-        ApiError::Validation { fields, .. } => anyhow::anyhow!(
-            "{}",
-            fields
-                .iter()
-                .map(|(field, problem)| format!("{field} ({}) {problem}", flag(field)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        ApiError::Internal(err) => err,
-        other => anyhow::anyhow!("{other}"),
-    }
+/// Refused fields as one sentence for the terminal:
+/// `name (--name) must be at most 100 characters`.
+fn explain(fields: &FieldErrors) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        fields
+            .iter()
+            .map(|(field, problem)| format!("{field} ({}) {problem}", flag(field)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
@@ -157,12 +161,8 @@ fn secrets(config: &Config) -> anyhow::Result<KeySecrets> {
 /// Refuses a master key that cannot open the stored key copies: keys made with it would
 /// not verify on the server either.
 async fn check_master_key(store: &Store, secrets: &KeySecrets) -> anyhow::Result<()> {
-    let sealed: Option<(String, String)> = sqlx::query_as(
-        "SELECT id, secret_ciphertext FROM api_keys WHERE secret_ciphertext IS NOT NULL LIMIT 1",
-    )
-    .fetch_optional(&store.pool)
-    .await?;
-    if let Some((key_id, sealed)) = sealed
+    let mut conn = store.conn().await?;
+    if let Some((key_id, sealed)) = store::keys::any_sealed(&mut conn).await?
         && secrets.open(&key_id, &sealed).is_err()
     {
         bail!(
@@ -173,95 +173,75 @@ async fn check_master_key(store: &Store, secrets: &KeySecrets) -> anyhow::Result
     Ok(())
 }
 
-fn no_agent(err: ApiError, agent_id: &str) -> anyhow::Error {
+fn no_agent(err: DomainError, agent_id: &str) -> anyhow::Error {
     match err {
-        ApiError::NotFound => anyhow::anyhow!("there is no agent with id {agent_id}"),
-        other => explain(other),
+        DomainError::NotFound => anyhow::anyhow!("there is no agent with id {agent_id}"),
+        other => other.into(),
     }
 }
 
-/// Creates a key for `agent_id`; returns it with its secret, which is shown only this once.
-pub async fn create(
-    config: &Config,
-    agent_id: &str,
-    key: &NewKey,
-) -> anyhow::Result<(KeyRow, String)> {
-    let now = now_ms();
-    let changes = key.changes(now).map_err(explain)?;
+/// Creates a key for `agent_id`; returns it with its secret in `key`, shown only this once.
+pub async fn create(config: &Config, agent_id: &str, key: &NewKey) -> anyhow::Result<KeyView> {
+    let changes = key.changes().map_err(|fields| explain(&fields))?;
     let secrets = secrets(config)?;
     let store = open_store(config, true).await?;
     check_master_key(&store, &secrets).await?;
-    let (row, secret) = super::mint(&secrets, config.key_reveal, agent_id, None, changes, now)?;
-    let mut tx = store.begin().await?;
-    manage::create(
-        &mut tx,
-        store.backend,
-        &Actor::cli(),
-        &Origin::default(),
-        &row,
-    )
-    .await
-    .map_err(|err| no_agent(err, agent_id))?;
-    tx.commit().await?;
-    store.pool.close().await;
-    Ok((row, secret))
+    let keys = Keys::new(store.clone(), secrets, config.key_reveal);
+    let created = keys
+        .create(&By::cli(), agent_id, None, changes)
+        .await
+        .map_err(|err| no_agent(err, agent_id));
+    store.close().await;
+    created
 }
 
 /// The keys of `agent_id`, newest first, without secrets.
-pub async fn list(config: &Config, agent_id: &str) -> anyhow::Result<Vec<KeyRow>> {
+pub async fn list(config: &Config, agent_id: &str) -> anyhow::Result<Vec<ApiKey>> {
     let store = open_store(config, false).await?;
-    let mut conn = store.pool.acquire().await?;
-    agents::find(&mut conn, agent_id)
-        .await
-        .map_err(|err| no_agent(err, agent_id))?;
-    let rows = super::list(&mut conn, agent_id)
-        .await
-        .context("listing API keys")?;
-    drop(conn);
-    store.pool.close().await;
-    Ok(rows)
+    let listed = async {
+        let mut conn = store.conn().await?;
+        store::agents::get(&mut conn, agent_id).await?;
+        Ok::<_, DomainError>(store::keys::list(&mut conn, agent_id).await?)
+    }
+    .await
+    .map_err(|err| no_agent(err, agent_id));
+    store.close().await;
+    listed
 }
 
 /// Deletes (revokes) a key of `agent_id`; returns it as it was.
-pub async fn delete(config: &Config, agent_id: &str, key_id: &str) -> anyhow::Result<KeyRow> {
+pub async fn delete(config: &Config, agent_id: &str, key_id: &str) -> anyhow::Result<ApiKey> {
+    let secrets = secrets(config)?;
     let store = open_store(config, true).await?;
-    let mut tx = store.begin().await?;
-    agents::find(&mut tx, agent_id)
-        .await
-        .map_err(|err| no_agent(err, agent_id))?;
-    let row = manage::delete(
-        &mut tx,
-        store.backend,
-        &Actor::cli(),
-        &Origin::default(),
-        agent_id,
-        key_id,
-    )
-    .await
-    .map_err(|err| match err {
-        ApiError::NotFound => anyhow::anyhow!("agent {agent_id} has no API key with id {key_id}"),
-        other => explain(other),
-    })?;
-    tx.commit().await?;
-    store.pool.close().await;
-    Ok(row)
-}
-
-/// The created key as the management API returns it, secret included.
-pub fn created_json(row: &KeyRow, secret: &str) -> Value {
-    let mut view = row.view(None);
-    view["key"] = json!(secret);
-    view
+    let keys = Keys::new(store.clone(), secrets, config.key_reveal);
+    let deleted = async {
+        let mut conn = store.conn().await?;
+        store::agents::get(&mut conn, agent_id)
+            .await
+            .map_err(|err| no_agent(err.into(), agent_id))?;
+        drop(conn);
+        keys.delete(&By::cli(), agent_id, key_id)
+            .await
+            .map_err(|err| match err {
+                DomainError::NotFound => {
+                    anyhow::anyhow!("agent {agent_id} has no API key with id {key_id}")
+                }
+                other => other.into(),
+            })
+    }
+    .await;
+    store.close().await;
+    deleted
 }
 
 /// The keys as the management API lists them.
-pub fn list_json(rows: &[KeyRow]) -> Value {
-    let data: Vec<Value> = rows.iter().map(|row| row.view(None)).collect();
-    json!({ "data": data, "has_more": false, "next_cursor": null })
+pub fn list_json(rows: &[ApiKey]) -> Value {
+    let page = Page::complete(rows.iter().map(|row| row.view(None)).collect());
+    serde_json::to_value(page).unwrap_or_default()
 }
 
 /// The keys as a table: id, name, access, preview, created, last used.
-pub fn table(rows: &[KeyRow]) -> String {
+pub fn table(rows: &[ApiKey]) -> String {
     let header = ["ID", "NAME", "ACCESS", "PREVIEW", "CREATED", "LAST USED"].map(str::to_owned);
     let lines: Vec<[String; 6]> = rows
         .iter()
@@ -310,7 +290,13 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::permissions::{Action, Area, Permission, Permissions};
+    use crate::{
+        keys::input::mint,
+        model::{
+            ip,
+            permissions::{Action, Area, Permission, Permissions},
+        },
+    };
 
     fn key(name: &str) -> NewKey {
         NewKey {
@@ -319,11 +305,8 @@ mod tests {
         }
     }
 
-    fn field_errors(result: Result<KeyChanges, ApiError>) -> FieldErrors {
-        match result {
-            Err(ApiError::Validation { fields, .. }) => fields,
-            other => panic!("expected a validation error, got {other:?}"),
-        }
+    fn field_errors(result: Result<KeyChanges, FieldErrors>) -> FieldErrors {
+        result.expect_err("expected a validation error")
     }
 
     #[test]
@@ -338,10 +321,10 @@ mod tests {
             ],
             expires_at: Some("2030-01-31T00:00:00Z".into()),
         };
-        let changes = args.changes(0).unwrap();
+        let changes = args.changes().unwrap();
         assert_eq!(changes.name.as_deref(), Some("Zapier sync"));
         assert_eq!(changes.description.as_deref(), Some("Nightly export"));
-        let ips = super::super::ip_list(&changes.ip_nets.unwrap());
+        let ips = ip::display_list(&changes.ip_nets.unwrap());
         assert_eq!(ips, ["10.0.0.0/8", "1.2.3.4"]);
         let expected = Permissions::default()
             .with(Permission(Area::Contacts, Action::Read))
@@ -353,7 +336,7 @@ mod tests {
 
     #[test]
     fn no_optional_arguments_mean_any_address_no_access_and_no_expiry() {
-        let changes = key("bare").changes(0).unwrap();
+        let changes = key("bare").changes().unwrap();
         assert_eq!(changes.name.as_deref(), Some("bare"));
         assert_eq!(changes.ip_nets, None);
         assert_eq!(changes.permissions, None);
@@ -369,7 +352,7 @@ mod tests {
             expires_at: Some("2001-01-01T00:00:00Z".into()),
             ..NewKey::default()
         };
-        let errors = field_errors(args.changes(1_000_000_000_000));
+        let errors = field_errors(args.changes());
         assert_eq!(errors["name"], "must be at most 100 characters");
         assert!(errors["ip_addresses"].contains("300.1.1.1"), "{errors:?}");
         assert!(
@@ -377,7 +360,7 @@ mod tests {
             "{errors:?}"
         );
         assert_eq!(errors["expires_at"], "must be in the future");
-        let message = explain(args.changes(1_000_000_000_000).unwrap_err()).to_string();
+        let message = explain(&args.changes().unwrap_err()).to_string();
         assert!(message.contains("name (--name) must be at most 100 characters"));
         assert!(message.contains("ip_addresses (--ip) entry 2"), "{message}");
     }
@@ -388,14 +371,14 @@ mod tests {
             permissions: vec!["contacts-read".into()],
             ..key("")
         };
-        let errors = field_errors(args.changes(0));
+        let errors = field_errors(args.changes());
         assert!(errors["permissions"].contains("area:action"), "{errors:?}");
         assert_eq!(errors["name"], "is required", "other problems still show");
         let unknown_area = NewKey {
             permissions: vec!["billing:read".into()],
             ..key("k")
         };
-        let errors = field_errors(unknown_area.changes(0));
+        let errors = field_errors(unknown_area.changes());
         assert!(errors["permissions"].contains("unknown area"), "{errors:?}");
     }
 
@@ -407,16 +390,15 @@ mod tests {
             permissions: vec!["documents:read".into()],
             ..key("line\nbreak")
         }
-        .changes(0)
+        .changes()
         .unwrap();
-        let (with_access, secret) =
-            super::super::mint(&secrets, true, "agt_1", None, changes, 0).unwrap();
-        let (no_access, other) = super::super::mint(
+        let (with_access, secret) = mint(&secrets, true, "agt_1", None, changes, 0).unwrap();
+        let (no_access, other) = mint(
             &secrets,
             true,
             "agt_1",
             None,
-            key("b").changes(0).unwrap(),
+            key("b").changes().unwrap(),
             0,
         )
         .unwrap();

@@ -4,24 +4,18 @@
 use std::{io::IsTerminal, path::Path};
 
 use anyhow::{Context, bail};
-use serde_json::json;
 
-use super::{
-    Member, Role,
-    manage::{self, ByWhom},
-};
 use crate::{
-    audit::{self, Actor, Event, Origin, Target},
     config::Config,
-    error::ApiError,
-    store::{Store, now_ms},
+    error::DomainError,
+    members::{input::CreateMember, service},
+    model::member::{Member, Role},
+    store::Store,
+    validate,
 };
 
 /// Environment variable read for the password when no file is given.
 pub const PASSWORD_ENV: &str = "A2V2_MEMBER_PASSWORD";
-
-/// Name given to a workspace created from the command line; the dashboard can rename it.
-const DEFAULT_WORKSPACE_NAME: &str = "Workspace";
 
 /// Parses `--role`.
 pub fn parse_role(name: &str) -> Result<Role, String> {
@@ -86,9 +80,9 @@ fn set_echo(on: bool) -> bool {
 }
 
 /// Turns a refusal into a sentence for the terminal, with each field's problem.
-fn explain(err: ApiError) -> anyhow::Error {
+fn explain(err: DomainError) -> anyhow::Error {
     match err {
-        ApiError::Validation { fields, .. } => anyhow::anyhow!(
+        DomainError::Validation(fields) => anyhow::anyhow!(
             "{}",
             fields
                 .iter()
@@ -96,7 +90,7 @@ fn explain(err: ApiError) -> anyhow::Error {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        ApiError::Internal(err) => err,
+        DomainError::Internal(err) => err,
         other => anyhow::anyhow!("{other}"),
     }
 }
@@ -107,53 +101,28 @@ pub async fn add(
     config: &Config,
     email: &str,
     role: Role,
-    password: &str,
+    password: String,
 ) -> anyhow::Result<Member> {
-    let (email, role, password) =
-        manage::check_new(Ok(email), Ok(role), Some(Ok(password))).map_err(explain)?;
+    let body = serde_json::Map::from_iter([
+        ("email".to_owned(), email.into()),
+        ("role".to_owned(), role.name().into()),
+        ("password".to_owned(), password.into()),
+    ]);
+    let input: CreateMember =
+        validate::parse(&body).map_err(|fields| explain(DomainError::Validation(fields)))?;
     crate::config::ensure_dir(&config.data_dir)?;
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
-    let password_hash = super::hash_password(password.unwrap_or_default()).await?;
-    let actor = Actor::system();
-    let origin = Origin::default();
-    let mut tx = store.begin().await?;
-    let created = super::ensure_workspace(&mut tx, DEFAULT_WORKSPACE_NAME, now_ms()).await?;
-    if created {
-        audit::record(
-            &mut tx,
-            &actor,
-            &origin,
-            Event {
-                action: "workspace.setup",
-                agent_id: None,
-                target: Some(Target::new("workspace", "default", DEFAULT_WORKSPACE_NAME)),
-                details: json!({ "workspace_name": DEFAULT_WORKSPACE_NAME, "via": "cli" }),
-            },
-        )
-        .await?;
-    }
-    if role != Role::Owner && super::count_owners(&mut tx).await? == 0 {
-        bail!("the workspace has no owner yet: add the first member with --role owner");
-    }
-    let by = ByWhom {
-        actor,
-        origin: &origin,
-        role: None,
-    };
-    let member = manage::create(
-        &mut tx,
-        &by,
-        &email,
-        role,
-        &password_hash,
-        json!({ "via": "cli" }),
+    let added = service::add_from_cli(
+        &store,
+        &input.email,
+        input.role,
+        input.password.unwrap_or_default(),
     )
     .await
-    .map_err(explain)?;
-    tx.commit().await?;
-    store.pool.close().await;
-    Ok(member)
+    .map_err(explain);
+    store.close().await;
+    added
 }
 
 #[cfg(test)]
@@ -195,19 +164,41 @@ mod tests {
     async fn adds_members_before_and_after_setup() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        let refused = add(&config, "m@example.com", Role::Member, "long enough pw").await;
+        let refused = add(
+            &config,
+            "m@example.com",
+            Role::Member,
+            "long enough pw".into(),
+        )
+        .await;
         assert!(refused.unwrap_err().to_string().contains("--role owner"));
-        let owner = add(&config, "o@example.com", Role::Owner, "long enough pw")
-            .await
-            .unwrap();
+        let owner = add(
+            &config,
+            "o@example.com",
+            Role::Owner,
+            "long enough pw".into(),
+        )
+        .await
+        .unwrap();
         assert_eq!(owner.role, Role::Owner);
-        let member = add(&config, "m@example.com", Role::Member, "long enough pw")
-            .await
-            .unwrap();
+        let member = add(
+            &config,
+            "m@example.com",
+            Role::Member,
+            "long enough pw".into(),
+        )
+        .await
+        .unwrap();
         assert_eq!(member.role, Role::Member);
-        let taken = add(&config, "M@Example.com", Role::Admin, "long enough pw").await;
+        let taken = add(
+            &config,
+            "M@Example.com",
+            Role::Admin,
+            "long enough pw".into(),
+        )
+        .await;
         assert!(taken.unwrap_err().to_string().contains("already exists"));
-        let short = add(&config, "x@example.com", Role::Admin, "short").await;
+        let short = add(&config, "x@example.com", Role::Admin, "short".into()).await;
         assert!(
             short
                 .unwrap_err()
@@ -216,17 +207,15 @@ mod tests {
         );
 
         let store = Store::connect(&config.database_url).await.unwrap();
-        let rows = sqlx::query("SELECT action, actor_type FROM audit_events ORDER BY id")
-            .fetch_all(&store.pool)
+        let page = crate::audit::list(&store, &crate::audit::query::AuditQuery::default())
             .await
             .unwrap();
-        let events: Vec<(String, String)> = rows
+        let mut events: Vec<(String, String)> = page
+            .data
             .iter()
-            .map(|row| {
-                use sqlx::Row;
-                (row.get("action"), row.get("actor_type"))
-            })
+            .map(|event| (event.action.clone(), event.actor.kind.to_string()))
             .collect();
+        events.reverse();
         let expected = [
             ("workspace.setup", "system"),
             ("member.created", "system"),

@@ -1,5 +1,6 @@
 //! Permissions: an action in an area, held by a key as a bit set.
 
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +151,12 @@ impl Permissions {
 
     pub fn names(self) -> Vec<String> {
         self.iter().map(Permission::name).collect()
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 

@@ -1,5 +1,8 @@
 //! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`.
 
+mod keys;
+mod members;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigArgs, LogFormat};
@@ -51,8 +54,8 @@ pub enum MembersCommand {
         #[arg(long)]
         email: String,
         /// owner, admin or member
-        #[arg(long, value_parser = crate::members::command::parse_role)]
-        role: crate::members::Role,
+        #[arg(long, value_parser = members::parse_role)]
+        role: crate::model::member::Role,
         /// File whose content (without the final newline) is the password
         #[arg(long)]
         password_file: Option<std::path::PathBuf>,
@@ -67,7 +70,7 @@ pub enum KeysCommand {
         #[arg(long, value_name = "AGENT_ID")]
         agent: String,
         #[command(flatten)]
-        key: crate::keys::command::NewKey,
+        key: keys::NewKey,
         /// Print the whole key as JSON, like the management API, secret in `key`
         #[arg(long)]
         json: bool,
@@ -113,53 +116,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
-            let state = crate::app::open(config, !no_migrate).await?;
-            crate::app::serve(state, listener, crate::app::shutdown_signal()).await
+            let state = crate::server::open(config, !no_migrate).await?;
+            crate::server::serve(state, listener, crate::server::shutdown_signal()).await
         }
         Command::Migrate => {
             crate::config::ensure_dir(&config.data_dir)?;
             let store = crate::store::Store::connect(&config.database_url).await?;
             store.migrate().await?;
+            store.close().await;
             println!(
                 "migrations applied to {}",
                 crate::config::redact_url(&config.database_url)
             );
             Ok(())
         }
-        Command::Members { command } => members(&config, command).await,
-        Command::Keys { command } => keys(&config, command).await,
+        Command::Members { command } => run_members(&config, command).await,
+        Command::Keys { command } => run_keys(&config, command).await,
     }
 }
 
-async fn keys(config: &crate::config::Config, command: KeysCommand) -> anyhow::Result<()> {
-    use crate::keys::command;
+async fn run_keys(config: &crate::config::Config, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { agent, key, json } => {
-            let (row, secret) = command::create(config, &agent, &key).await?;
+            let created = keys::create(config, &agent, &key).await?;
             if json {
-                println!("{:#}", command::created_json(&row, &secret));
+                println!("{}", serde_json::to_string_pretty(&created)?);
             } else {
                 eprintln!(
                     "API key {} ({}) created for agent {agent}; its secret is shown only once:",
-                    row.id, row.name
+                    created.id, created.name
                 );
-                println!("{secret}");
+                println!("{}", created.key.unwrap_or_default());
             }
             Ok(())
         }
         KeysCommand::List { agent, json } => {
-            let rows = command::list(config, &agent).await?;
+            let rows = keys::list(config, &agent).await?;
             if json {
-                println!("{:#}", command::list_json(&rows));
+                println!("{:#}", keys::list_json(&rows));
             } else if rows.is_empty() {
                 eprintln!("agent {agent} has no API keys");
             } else {
-                print!("{}", command::table(&rows));
+                print!("{}", keys::table(&rows));
             }
             Ok(())
         }
         KeysCommand::Delete { agent, key_id } => {
-            let row = command::delete(config, &agent, &key_id).await?;
+            let row = keys::delete(config, &agent, &key_id).await?;
             println!(
                 "API key {} ({}) deleted; it no longer works",
                 row.id, row.name
@@ -169,19 +172,21 @@ async fn keys(config: &crate::config::Config, command: KeysCommand) -> anyhow::R
     }
 }
 
-async fn members(config: &crate::config::Config, command: MembersCommand) -> anyhow::Result<()> {
-    use crate::members::command;
+async fn run_members(
+    config: &crate::config::Config,
+    command: MembersCommand,
+) -> anyhow::Result<()> {
     match command {
         MembersCommand::Add {
             email,
             role,
             password_file,
         } => {
-            let env_password = std::env::var(command::PASSWORD_ENV).ok();
-            let password = command::read_password(password_file.as_deref(), env_password)?;
+            let env_password = std::env::var(members::PASSWORD_ENV).ok();
+            let password = members::read_password(password_file.as_deref(), env_password)?;
             let database = crate::config::redact_url(&config.database_url);
             println!("adding {email} as {} to {database}", role.name());
-            let member = command::add(config, &email, role, &password).await?;
+            let member = members::add(config, &email, role, password).await?;
             let (email, role, id) = (&member.email, member.role.name(), &member.id);
             println!("member added: {email} ({role}, id {id})");
             Ok(())

@@ -5,8 +5,27 @@ use axum::{
     http::request::Parts,
 };
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::validate::{self, FromBody};
+
+/// Largest JSON body accepted by management and `/v1` JSON endpoints.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON object body validated into `T`: every problem, unknown fields included, in one 422.
+pub struct Valid<T>(pub T);
+
+impl<S: Send + Sync, T: FromBody> FromRequest<S> for Valid<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let AppJson(body) = AppJson::<Map<String, Value>>::from_request(req, state).await?;
+        validate::parse(&body)
+            .map(Self)
+            .map_err(ApiError::validation)
+    }
+}
 
 /// JSON body; malformed JSON, wrong types and a wrong content type become contract errors.
 pub struct AppJson<T>(pub T);
@@ -38,7 +57,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(err) => {
             if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge {
-                    limit: crate::app::JSON_BODY_LIMIT,
+                    limit: JSON_BODY_LIMIT,
                 }
             } else {
                 ApiError::BadRequest("The request body could not be read.".into())

@@ -1,0 +1,141 @@
+//! The HTTP layer: routes and their guards, extractors, error rendering, request ids and the
+//! embedded dashboard. Handlers parse the request, call a feature's service and map the
+//! result to the contract's JSON; they hold no rules and no SQL.
+
+pub mod agents;
+pub mod audit;
+pub mod auth;
+pub mod client_ip;
+pub mod contacts;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod members;
+pub mod ops;
+pub mod request_id;
+pub mod routes;
+pub mod sessions;
+pub mod web;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::from_fn,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
+
+use crate::state::AppState;
+use error::ApiError;
+use extract::JSON_BODY_LIMIT;
+
+/// The whole application: every route with its guard, the dashboard, and the cross-cutting
+/// layers.
+pub fn router(state: AppState) -> Router {
+    let routes = routes::router(&state)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/assets/{*path}", get(web::asset))
+        .with_state(state);
+    with_layers(routes)
+}
+
+/// The cross-cutting layers: body limit, panic recovery, error shape, security headers and
+/// request ids (outermost, so every log line and response carries one).
+fn with_layers(routes: Router) -> Router {
+    routes
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(from_fn(request_id::assign))
+}
+
+async fn fallback(request: Request) -> Response {
+    let path = request.uri().path();
+    let reserved = ["/api", "/v1", "/assets"]
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    if request.method() == Method::GET && !reserved {
+        return web::index().await;
+    }
+    ApiError::NotFound.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_in_the_error_shape() {
+        let app = with_layers(Router::new().route(
+            "/boom",
+            get(|| async {
+                let empty: Vec<u8> = Vec::new();
+                format!("{}", empty[1])
+            }),
+        ));
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["request_id"], json!(request_id));
+        assert!(!body.to_string().contains("index out of bounds"));
+        let again = app
+            .oneshot(
+                Request::get("/healthz-missing")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again.status(),
+            StatusCode::OK,
+            "the index page is still served"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `/api/setup` and `/api/session`: first-run setup, sign-in, the current session, sign-out.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use super::{
+    auth::session::{Caller, RequestOrigin, expired_cookie, session_cookie},
+    error::ApiError,
+    extract::Valid,
+};
+use crate::{
+    members::{
+        input::{Setup, SignIn},
+        sessions::{self, NewSession},
+    },
+    model::member::Member,
+    state::AppState,
+};
+
+/// The body of a sign-in and of `GET /api/session`.
+#[derive(Serialize)]
+pub struct SessionView {
+    member: Member,
+    csrf_token: String,
+}
+
+/// The sign-in response: the member and CSRF token, and the session cookie.
+pub fn signed_in(state: &AppState, session: NewSession) -> Response {
+    let cookie = session_cookie(&session.token, state.config.secure_cookies);
+    let mut response = Json(SessionView {
+        member: session.member,
+        csrf_token: session.csrf_token,
+    })
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Serialize)]
+pub struct SetupStatus {
+    needs_setup: bool,
+}
+
+/// `GET /api/setup` (public): whether the first owner still has to be created.
+pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
+    Ok(Json(SetupStatus {
+        needs_setup: sessions::setup_needed(&state.store).await?,
+    }))
+}
+
+/// `POST /api/setup` (public, once): creates the workspace and its first owner, signed in.
+/// 201 `{member, csrf_token}`; 409 `already_set_up`; 422 `validation_failed`.
+pub async fn setup(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    Valid(input): Valid<Setup>,
+) -> Result<Response, ApiError> {
+    let session = sessions::setup(&state.store, state.keys.secrets(), &origin, input).await?;
+    Ok((StatusCode::CREATED, signed_in(&state, session)).into_response())
+}
+
+/// `POST /api/session` (public): signs in. 200 `{member, csrf_token}`; 401
+/// `invalid_credentials` for a wrong email or password alike; 429 `rate_limited` when throttled.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    Valid(input): Valid<SignIn>,
+) -> Result<Response, ApiError> {
+    let session = sessions::sign_in(
+        &state.store,
+        state.keys.secrets(),
+        &state.throttle,
+        &origin,
+        input,
+    )
+    .await?;
+    Ok(signed_in(&state, session))
+}
+
+/// `GET /api/session` (any member): the signed-in member and the CSRF token.
+pub async fn current(caller: Caller) -> Json<SessionView> {
+    Json(SessionView {
+        member: caller.session.member,
+        csrf_token: caller.session.csrf_token,
+    })
+}
+
+/// `DELETE /api/session` (any member): signs out. 204.
+pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    sessions::sign_out(&state.store, &caller.session.token_hash).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&expired_cookie()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,346 @@
+//! Every change to a key goes through here. A change holds the write lock (so storage and the
+//! in-memory cache always agree on the last write), records the changed keys in the change
+//! feed in its transaction, and applies itself to this node's cache after the commit, before
+//! the caller answers: the very next request sees it. The commit and the cache update run as
+//! one task that a client hanging up cannot cut in two.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use serde_json::json;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::{
+    cache::{CachedKey, KeyCache},
+    input::{self, KeyChanges},
+};
+use crate::{
+    audit,
+    crypto::KeySecrets,
+    error::{DomainError, Result},
+    model::{
+        audit::{By, NewEvent, Target},
+        ip,
+        key::{ApiKey, KeyView},
+        now_ms,
+        time::opt_rfc3339,
+    },
+    store::{self, Constraint, Store, StoreError, Tx},
+};
+
+/// The key service: storage, the verification cache and the write lock. Cheap to clone.
+#[derive(Clone)]
+pub struct Keys(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    cache: KeyCache,
+    writes: Arc<Mutex<()>>,
+    /// The key change counter's value (`sync`) that the cache reflects at least.
+    version: AtomicI64,
+    keep_copies: bool,
+}
+
+/// What a committed change does to the cache.
+enum Effect {
+    Stored(Vec<ApiKey>),
+    Removed(Vec<String>),
+}
+
+/// A change to keys in progress: the write lock and an open transaction. Dropping it rolls
+/// the transaction back.
+pub struct KeyChange {
+    keys: Keys,
+    tx: Tx,
+    guard: OwnedMutexGuard<()>,
+}
+
+impl KeyChange {
+    /// The transaction, for the statements of the change.
+    pub fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    /// Commits a change that removed `key_ids` (also by cascade, as when an agent goes).
+    pub async fn commit_removed(self, key_ids: Vec<String>) -> Result<()> {
+        self.commit(Effect::Removed(key_ids)).await
+    }
+
+    async fn commit(mut self, effect: Effect) -> Result<()> {
+        let ids: Vec<&str> = match &effect {
+            Effect::Stored(rows) => rows.iter().map(|row| row.id.as_str()).collect(),
+            Effect::Removed(ids) => ids.iter().map(String::as_str).collect(),
+        };
+        store::key_changes::announce(&mut self.tx, &ids).await?;
+        let Self { keys, tx, guard } = self;
+        tokio::spawn(async move {
+            tx.commit().await?;
+            match effect {
+                Effect::Stored(rows) => rows.iter().for_each(|row| keys.cache_row(row)),
+                Effect::Removed(ids) => ids.iter().for_each(|id| keys.0.cache.remove(id)),
+            }
+            drop(guard);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(DomainError::internal)??;
+        Ok(())
+    }
+}
+
+impl Keys {
+    pub fn new(store: Store, secrets: KeySecrets, keep_copies: bool) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            cache: KeyCache::new(secrets),
+            writes: Arc::new(Mutex::new(())),
+            version: AtomicI64::new(0),
+            keep_copies,
+        }))
+    }
+
+    pub fn cache(&self) -> &KeyCache {
+        &self.0.cache
+    }
+
+    pub fn secrets(&self) -> &KeySecrets {
+        self.0.cache.secrets()
+    }
+
+    /// Starts a change: takes the write lock, then opens a transaction.
+    pub async fn begin_change(&self) -> Result<KeyChange> {
+        let guard = Arc::clone(&self.0.writes).lock_owned().await;
+        let tx = self.0.store.begin().await?;
+        Ok(KeyChange {
+            keys: self.clone(),
+            tx,
+            guard,
+        })
+    }
+
+    /// Serves the key as stored, or, if its stored form cannot be read, refuses it.
+    fn cache_row(&self, row: &ApiKey) {
+        match CachedKey::from_stored(row) {
+            Some(cached) => self.0.cache.put(cached),
+            None => {
+                tracing::error!(key_id = %row.id, "stored key is unreadable; it is refused");
+                self.0.cache.remove(&row.id);
+            }
+        }
+    }
+
+    /// The management view, with the last use known to this node's memory.
+    pub fn view(&self, row: &ApiKey) -> KeyView {
+        row.view(self.0.cache.get(&row.id).and_then(|k| k.last_used_at()))
+    }
+
+    /// The agent's keys, newest first; `NotFound` for an unknown agent.
+    pub async fn list(&self, agent_id: &str) -> Result<Vec<KeyView>> {
+        let mut conn = self.0.store.conn().await?;
+        store::agents::get(&mut conn, agent_id).await?;
+        let rows = store::keys::list(&mut conn, agent_id).await?;
+        Ok(rows.iter().map(|row| self.view(row)).collect())
+    }
+
+    pub async fn get(&self, agent_id: &str, key_id: &str) -> Result<KeyView> {
+        let mut conn = self.0.store.conn().await?;
+        let row = store::keys::get(&mut conn, agent_id, key_id).await?;
+        Ok(self.view(&row))
+    }
+
+    /// Creates a key for the agent; returns it with its secret in `key`, shown only this
+    /// once. `created_by` is the member `(id, email)` who made it.
+    pub async fn create(
+        &self,
+        by: &By,
+        agent_id: &str,
+        created_by: Option<(&str, &str)>,
+        changes: KeyChanges,
+    ) -> Result<KeyView> {
+        let (row, secret) = input::mint(
+            self.secrets(),
+            self.0.keep_copies,
+            agent_id,
+            created_by,
+            changes,
+            now_ms(),
+        )?;
+        let mut change = self.begin_change().await?;
+        store::agents::get(change.tx(), agent_id).await?;
+        // The agent may be deleted by a concurrent transaction after the check above.
+        match store::keys::insert(change.tx(), &row).await {
+            Err(StoreError::Conflict(Constraint::ForeignKey)) => return Err(DomainError::NotFound),
+            other => other?,
+        }
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: "api_key.created",
+                agent_id: Some(agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({
+                    "name": row.name,
+                    "permissions": row.permissions.to_json(),
+                    "ip_addresses": ip::display_list(&row.ip_nets),
+                    "expires_at": opt_rfc3339(row.expires_at),
+                    "preview": row.preview,
+                }),
+            },
+        )
+        .await?;
+        change.commit(Effect::Stored(vec![row.clone()])).await?;
+        let mut view = self.view(&row);
+        view.key = Some(secret);
+        Ok(view)
+    }
+
+    /// Changes name, description, IP list, permissions or expiry; effective for the very
+    /// next request. `NotFound` also when another node deleted the key meanwhile.
+    pub async fn update(
+        &self,
+        by: &By,
+        agent_id: &str,
+        key_id: &str,
+        changes: KeyChanges,
+    ) -> Result<KeyView> {
+        let mut change = self.begin_change().await?;
+        let mut row = store::keys::get(change.tx(), agent_id, key_id).await?;
+        let changed = input::apply(&mut row, changes);
+        if changed.is_empty() {
+            return Ok(self.view(&row));
+        }
+        row.updated_at = now_ms();
+        store::keys::update(change.tx(), &row).await?;
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: "api_key.updated",
+                agent_id: Some(agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({
+                    "changed": changed.keys().collect::<Vec<_>>(),
+                    "changes": changed,
+                }),
+            },
+        )
+        .await?;
+        change.commit(Effect::Stored(vec![row.clone()])).await?;
+        Ok(self.view(&row))
+    }
+
+    /// Deletes (revokes) the key; it fails on this node before this returns, and on every
+    /// other node as soon as the change reaches it. Returns the key as it was.
+    pub async fn delete(&self, by: &By, agent_id: &str, key_id: &str) -> Result<ApiKey> {
+        let mut change = self.begin_change().await?;
+        let row = store::keys::get(change.tx(), agent_id, key_id).await?;
+        store::keys::delete(change.tx(), &row.id).await?;
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: "api_key.deleted",
+                agent_id: Some(agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({ "preview": row.preview }),
+            },
+        )
+        .await?;
+        change.commit_removed(vec![row.id.clone()]).await?;
+        Ok(row)
+    }
+
+    /// The key's secret for **Copy API Key**; `RevealDisabled` when the server keeps no copy.
+    pub async fn reveal(&self, by: &By, agent_id: &str, key_id: &str) -> Result<String> {
+        let mut tx = self.0.store.begin().await?;
+        let row = store::keys::get(&mut tx, agent_id, key_id).await?;
+        let sealed = match (&row.secret_ciphertext, self.0.keep_copies) {
+            (Some(sealed), true) => sealed,
+            _ => return Err(DomainError::RevealDisabled),
+        };
+        let secret = self.secrets().open(&row.id, sealed)?;
+        audit::record(
+            &mut tx,
+            by,
+            NewEvent {
+                action: "api_key.revealed",
+                agent_id: Some(agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    /// The change counter's value the cache reflects at least.
+    pub fn version(&self) -> i64 {
+        self.0.version.load(Ordering::Acquire)
+    }
+
+    /// Notes that the cache reflects version `version` (never moving backwards).
+    pub fn reached(&self, version: i64) {
+        self.0.version.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// After a restored database made the counter go backwards.
+    pub fn rewind(&self, version: i64) {
+        self.0.version.store(version, Ordering::Release);
+    }
+
+    /// Loads every key into the cache (at start-up, and after missed changes), dropping cached
+    /// keys that storage no longer has. Returns how many keys are stored.
+    pub async fn load_all(&self) -> Result<usize> {
+        let _serialised = self.0.writes.lock().await;
+        let mut conn = self.0.store.conn().await?;
+        // Read before the keys: every change after this version is caught by the next poll.
+        let version = store::key_changes::current_version(&mut conn).await?;
+        let rows = store::keys::list_all(&mut conn).await?;
+        let stored: std::collections::HashSet<&str> =
+            rows.iter().map(|row| row.id.as_str()).collect();
+        self.0.cache.retain(|key_id| stored.contains(key_id));
+        for row in &rows {
+            self.cache_row(row);
+        }
+        self.reached(version);
+        Ok(rows.len())
+    }
+
+    /// Reloads `key_ids` from storage into the cache, dropping those storage no longer has.
+    pub async fn refresh(&self, key_ids: &BTreeSet<String>) -> Result<()> {
+        // Under the same lock as local changes, so an older read never overwrites a newer write.
+        let _serialised = self.0.writes.lock().await;
+        let mut conn = self.0.store.conn().await?;
+        for key_id in key_ids {
+            match store::keys::find(&mut conn, key_id).await? {
+                Some(row) => self.cache_row(&row),
+                None => self.0.cache.remove(key_id),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes last-used times gathered in memory since the previous flush.
+    pub async fn flush_last_used(&self) {
+        let uses = self.0.cache.take_unflushed_uses();
+        if uses.is_empty() {
+            return;
+        }
+        let result = async {
+            let mut tx = self.0.store.begin().await?;
+            store::keys::record_uses(&mut tx, &uses).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "writing last-used times failed");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! API keys as stored and as the management API shows them (never the secret).
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::{audit::ActorRef, ip, permissions::Permissions};
+
+/// A key as stored.
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    pub id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub description: String,
+    /// Hex of the keyed hash the key is looked up by.
+    pub lookup_hash: String,
+    /// The encrypted copy for **Copy API Key**, when the server keeps one.
+    pub secret_ciphertext: Option<String>,
+    pub preview: String,
+    pub permissions: Permissions,
+    pub ip_nets: Vec<IpNet>,
+    /// False when the stored IP list could not be read; the key is then refused.
+    pub ip_list_readable: bool,
+    pub expires_at: Option<i64>,
+    pub created_by: Option<String>,
+    pub created_by_email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A key as the management API returns it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub description: String,
+    pub ip_addresses: Vec<String>,
+    pub permissions: Permissions,
+    pub access: Vec<&'static str>,
+    pub preview: String,
+    #[serde(with = "super::time::rfc3339")]
+    pub created_at: i64,
+    #[serde(with = "super::time::rfc3339")]
+    pub updated_at: i64,
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub last_used_at: Option<i64>,
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub expires_at: Option<i64>,
+    pub created_by: Option<ActorRef>,
+    /// The secret: only in the response that creates the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ApiKey {
+    /// The management view; `last_used` is a fresher time than storage's, from memory.
+    pub fn view(&self, last_used: Option<i64>) -> KeyView {
+        let last_used_at = match (self.last_used_at, last_used) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        KeyView {
+            id: self.id.clone(),
+            agent_id: self.agent_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            ip_addresses: ip::display_list(&self.ip_nets),
+            permissions: self.permissions,
+            access: self.permissions.access(),
+            preview: self.preview.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_used_at,
+            expires_at: self.expires_at,
+            created_by: self.created_by.as_ref().map(|id| ActorRef {
+                kind: "member".into(),
+                id: Some(id.clone()),
+                label: self.created_by_email.clone(),
+            }),
+            key: None,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The `audit_events` table (append-only: a trigger refuses updates) and
+//! `audit_event_counts`, the running totals of bounded denials.
+
+use serde_json::{Value, json};
+use sqlx::{Row, any::AnyRow};
+
+use super::{Db, StoreError};
+use crate::model::{
+    audit::{ActionFilter, ActorRef, AuditEvent, AuditFilter, NewEvent, Order, Origin, Target},
+    now_ms,
+};
+
+/// Appends `event` under `id`, normally inside the transaction of the change it records.
+pub async fn insert(
+    db: &mut impl Db,
+    id: &str,
+    actor: &ActorRef,
+    origin: &Origin,
+    event: NewEvent<'_>,
+) -> Result<(), StoreError> {
+    let target = event.target.as_ref();
+    sqlx::query(
+        "INSERT INTO audit_events (id, occurred_at, actor_type, actor_id, actor_label, action, \
+         agent_id, target_type, target_id, target_label, ip, user_agent, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(id)
+    .bind(now_ms())
+    .bind(actor.kind.as_ref())
+    .bind(actor.id.as_deref())
+    .bind(actor.label.as_deref())
+    .bind(event.action)
+    .bind(event.agent_id)
+    .bind(target.map(|t| t.kind.as_ref()))
+    .bind(target.map(|t| t.id.as_str()))
+    .bind(target.map(|t| t.label.as_str()))
+    .bind(origin.ip.as_deref())
+    .bind(origin.user_agent.as_deref().map(truncate_user_agent))
+    .bind(event.details.to_string())
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+fn truncate_user_agent(ua: &str) -> &str {
+    match ua.char_indices().nth(512) {
+        Some((at, _)) => &ua[..at],
+        None => ua,
+    }
+}
+
+/// Sets the running total of a bounded denial event.
+pub async fn set_count(db: &mut impl Db, event_id: &str, count: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_event_counts (event_id, count) VALUES ($1, $2) \
+         ON CONFLICT (event_id) DO UPDATE SET count = excluded.count",
+    )
+    .bind(event_id)
+    .bind(count)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+fn from_row(row: &AnyRow) -> Result<AuditEvent, sqlx::Error> {
+    let details_text: String = row.try_get("details")?;
+    let details = merge_count(&details_text, row.try_get("merged_count")?);
+    let target_type: Option<String> = row.try_get("target_type")?;
+    let target = target_type.map(|kind| -> Result<Target, sqlx::Error> {
+        Ok(Target {
+            kind: kind.into(),
+            id: row
+                .try_get::<Option<String>, _>("target_id")?
+                .unwrap_or_default(),
+            label: row
+                .try_get::<Option<String>, _>("target_label")?
+                .unwrap_or_default(),
+        })
+    });
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor: ActorRef {
+            kind: row.try_get::<String, _>("actor_type")?.into(),
+            id: row.try_get("actor_id")?,
+            label: row.try_get("actor_label")?,
+        },
+        action: row.try_get("action")?,
+        agent_id: row.try_get("agent_id")?,
+        target: target.transpose()?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        details,
+    })
+}
+
+/// The stored details, with a count from `audit_event_counts` (the running total of a
+/// bounded denial) replacing the count written with the event.
+fn merge_count(details: &str, count: Option<i64>) -> Value {
+    let mut details = serde_json::from_str(details).unwrap_or_else(|_| json!({ "raw": details }));
+    if let (Some(count), Value::Object(map)) = (count, &mut details) {
+        map.insert("count".into(), json!(count));
+    }
+    details
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// One `WHERE` clause with its parameters, numbered `$1…` in order.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    /// `clause` holds `?` where the next placeholder goes.
+    fn push(&mut self, clause: &str, bind: Bind) {
+        self.binds.push(bind);
+        self.clauses
+            .push(clause.replace('?', &format!("${}", self.binds.len())));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// Up to `limit` events matching `filter`, strictly after `after` in `order`, and (for
+/// exports that must not chase new events) with ids below `below`.
+pub async fn fetch(
+    db: &mut impl Db,
+    filter: &AuditFilter,
+    order: Order,
+    after: Option<&str>,
+    below: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut cond = Where::default();
+    match &filter.action {
+        Some(ActionFilter::Exact(action)) => cond.push("e.action = ?", Bind::Text(action.clone())),
+        Some(ActionFilter::Prefix(prefix)) => {
+            // SUBSTR rather than LIKE: `_` in action names is not a wildcard, and comparison
+            // stays exact under any collation. The length is our own number, not input.
+            let clause = format!("SUBSTR(e.action, 1, {}) = ?", prefix.chars().count());
+            cond.push(&clause, Bind::Text(prefix.clone()));
+        }
+        None => {}
+    }
+    if let Some(agent_id) = &filter.agent_id {
+        cond.push("e.agent_id = ?", Bind::Text(agent_id.clone()));
+    }
+    if let Some(actor_id) = &filter.actor_id {
+        cond.push("e.actor_id = ?", Bind::Text(actor_id.clone()));
+    }
+    if let Some(since) = filter.since {
+        cond.push("e.occurred_at >= ?", Bind::Int(since));
+    }
+    if let Some(until) = filter.until {
+        cond.push("e.occurred_at < ?", Bind::Int(until));
+    }
+    let (step, direction) = match order {
+        Order::NewestFirst => ("e.id < ?", "DESC"),
+        Order::OldestFirst => ("e.id > ?", "ASC"),
+    };
+    if let Some(after) = after {
+        cond.push(step, Bind::Text(after.to_owned()));
+    }
+    if let Some(below) = below {
+        cond.push("e.id < ?", Bind::Text(below.to_owned()));
+    }
+    let sql = format!(
+        "SELECT e.id, e.occurred_at, e.actor_type, e.actor_id, e.actor_label, e.action, \
+         e.agent_id, e.target_type, e.target_id, e.target_label, e.ip, e.user_agent, e.details, \
+         c.count AS merged_count \
+         FROM audit_events e LEFT JOIN audit_event_counts c ON c.event_id = e.id \
+         {} ORDER BY e.id {direction} LIMIT {}",
+        cond.sql(),
+        limit.max(0),
+    );
+    let mut query = sqlx::query(&sql);
+    for bind in cond.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    let rows = query.fetch_all(db.raw()).await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// Deletes up to `batch` events older than `before` with their counts; returns how many.
+pub async fn purge_batch(db: &mut impl Db, before: i64, batch: i64) -> Result<u64, StoreError> {
+    let oldest =
+        format!("SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY id LIMIT {batch}");
+    sqlx::query(&format!(
+        "DELETE FROM audit_event_counts WHERE event_id IN ({oldest})"
+    ))
+    .bind(before)
+    .execute(db.raw())
+    .await?;
+    let done = sqlx::query(&format!("DELETE FROM audit_events WHERE id IN ({oldest})"))
+        .bind(before)
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes counts whose event is gone.
+pub async fn delete_orphan_counts(db: &mut impl Db) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM audit_event_counts WHERE NOT EXISTS \
+         (SELECT 1 FROM audit_events e WHERE e.id = audit_event_counts.event_id)",
+    )
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// Inserts a bare event at a chosen time, for tests of time-based behaviour.
+#[cfg(test)]
+pub async fn insert_at(db: &mut impl Db, id: &str, occurred_at: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, occurred_at, actor_type, action, details) \
+         VALUES ($1, $2, 'system', 'agent.created', '{}')",
+    )
+    .bind(id)
+    .bind(occurred_at)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// The event ids that have a count, in order.
+#[cfg(test)]
+pub async fn counted_event_ids(db: &mut impl Db) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT event_id FROM audit_event_counts ORDER BY event_id")
+        .fetch_all(db.raw())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("event_id"))
+        .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut cond = Where::default();
+        cond.push("a = ?", Bind::Text("x".into()));
+        cond.push("b >= ?", Bind::Int(1));
+        assert_eq!(cond.sql(), "WHERE a = $1 AND b >= $2");
+        assert_eq!(Where::default().sql(), "");
+    }
+
+    #[test]
+    fn counts_from_the_side_table_win() {
+        assert_eq!(
+            merge_count(r#"{"count":1,"reason":"x"}"#, Some(40)),
+            json!({"count": 40, "reason": "x"})
+        );
+        assert_eq!(merge_count(r#"{"count":1}"#, None), json!({"count": 1}));
+        assert_eq!(
+            merge_count("not json", Some(2)),
+            json!({"raw": "not json", "count": 2})
+        );
+    }
+}

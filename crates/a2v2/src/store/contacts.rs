@@ -1,0 +1,289 @@
+//! The `contacts` and `contact_tags` tables. Every statement filters by the owning agent, so
+//! another agent's contact is indistinguishable from a missing one. Tags are also kept one per
+//! row in `contact_tags`, so the `tag` filter walks an index in id order.
+
+use serde_json::{Map, Value};
+use sqlx::{Row, any::AnyRow};
+
+use super::{Db, StoreError};
+use crate::model::contact::{Contact, ContactFields, ContactFilter};
+
+const COLUMNS: &str = "c.id, c.first_name, c.last_name, c.email, c.phone, c.phone_e164, \
+    c.company, c.job_title, c.notes, c.tags, c.attributes, c.version, c.created_at, c.updated_at";
+
+fn decode<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(err),
+    })
+}
+
+fn from_row(row: &AnyRow) -> Result<Contact, sqlx::Error> {
+    let tags: Vec<String> = decode("tags", &row.try_get::<String, _>("tags")?)?;
+    let attributes: Map<String, Value> =
+        decode("attributes", &row.try_get::<String, _>("attributes")?)?;
+    Ok(Contact {
+        id: row.try_get("id")?,
+        fields: ContactFields {
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            email: row.try_get("email")?,
+            phone: row.try_get("phone")?,
+            phone_e164: row.try_get("phone_e164")?,
+            company: row.try_get("company")?,
+            job_title: row.try_get("job_title")?,
+            notes: row.try_get("notes")?,
+            tags,
+            attributes,
+        },
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|err| StoreError::Other(sqlx::Error::Encode(Box::new(err))))
+}
+
+/// The agent's contact `id`, or `NotFound`.
+pub async fn get(db: &mut impl Db, agent_id: &str, id: &str) -> Result<Contact, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM contacts c WHERE c.id = $1 AND c.agent_id = $2"
+    ))
+    .bind(id)
+    .bind(agent_id)
+    .fetch_optional(db.raw())
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(from_row(&row)?)
+}
+
+/// The id of the agent's contact with this email (case-insensitively).
+pub async fn id_by_email(
+    db: &mut impl Db,
+    agent_id: &str,
+    email_lower: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT id FROM contacts WHERE agent_id = $1 AND email_lower = $2")
+        .bind(agent_id)
+        .bind(email_lower)
+        .fetch_optional(db.raw())
+        .await?;
+    Ok(row.map(|r| r.try_get("id")).transpose()?)
+}
+
+/// Inserts a new contact and its tags; `Conflict(Unique)` when the agent already has a
+/// contact with this email.
+pub async fn insert(db: &mut impl Db, agent_id: &str, contact: &Contact) -> Result<(), StoreError> {
+    let f = &contact.fields;
+    sqlx::query(
+        "INSERT INTO contacts (id, agent_id, first_name, last_name, email, email_lower, phone, \
+         phone_e164, company, job_title, notes, tags, attributes, search_text, version, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&contact.id)
+    .bind(agent_id)
+    .bind(&f.first_name)
+    .bind(&f.last_name)
+    .bind(&f.email)
+    .bind(f.email_lower())
+    .bind(&f.phone)
+    .bind(&f.phone_e164)
+    .bind(&f.company)
+    .bind(&f.job_title)
+    .bind(&f.notes)
+    .bind(json_text(&f.tags)?)
+    .bind(json_text(&f.attributes)?)
+    .bind(f.search_text())
+    .bind(contact.version)
+    .bind(contact.created_at)
+    .bind(contact.updated_at)
+    .execute(db.raw())
+    .await?;
+    insert_tags(db, agent_id, &contact.id, &f.tags).await
+}
+
+async fn insert_tags(
+    db: &mut impl Db,
+    agent_id: &str,
+    contact_id: &str,
+    tags: &[String],
+) -> Result<(), StoreError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let values = (0..tags.len())
+        .map(|i| format!("($1, $2, ${})", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO contact_tags (contact_id, agent_id, tag) VALUES {values}");
+    let mut query = sqlx::query(&sql).bind(contact_id).bind(agent_id);
+    for tag in tags {
+        query = query.bind(tag);
+    }
+    query.execute(db.raw()).await?;
+    Ok(())
+}
+
+/// Writes `contact` over the stored row if that row is still at `expected_version`.
+/// Returns false when it is not (changed or deleted meanwhile): nothing was written.
+/// The UPDATE comes first so that, on SQLite, the transaction takes the write lock at once.
+pub async fn update_if_version(
+    db: &mut impl Db,
+    agent_id: &str,
+    contact: &Contact,
+    expected_version: i64,
+    tags_changed: bool,
+) -> Result<bool, StoreError> {
+    let f = &contact.fields;
+    let done = sqlx::query(
+        "UPDATE contacts SET first_name = $1, last_name = $2, email = $3, email_lower = $4, \
+         phone = $5, phone_e164 = $6, company = $7, job_title = $8, notes = $9, tags = $10, \
+         attributes = $11, search_text = $12, version = $13, updated_at = $14 \
+         WHERE id = $15 AND agent_id = $16 AND version = $17",
+    )
+    .bind(&f.first_name)
+    .bind(&f.last_name)
+    .bind(&f.email)
+    .bind(f.email_lower())
+    .bind(&f.phone)
+    .bind(&f.phone_e164)
+    .bind(&f.company)
+    .bind(&f.job_title)
+    .bind(&f.notes)
+    .bind(json_text(&f.tags)?)
+    .bind(json_text(&f.attributes)?)
+    .bind(f.search_text())
+    .bind(contact.version)
+    .bind(contact.updated_at)
+    .bind(&contact.id)
+    .bind(agent_id)
+    .bind(expected_version)
+    .execute(db.raw())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if tags_changed {
+        sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND agent_id = $2")
+            .bind(&contact.id)
+            .bind(agent_id)
+            .execute(db.raw())
+            .await?;
+        insert_tags(db, agent_id, &contact.id, &f.tags).await?;
+    }
+    Ok(true)
+}
+
+/// Deletes the contact if it is still at `expected_version`; false when it is not.
+pub async fn delete_if_version(
+    db: &mut impl Db,
+    agent_id: &str,
+    id: &str,
+    expected_version: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND agent_id = $2 AND version = $3")
+        .bind(id)
+        .bind(agent_id)
+        .bind(expected_version)
+        .execute(db.raw())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // Also removed by the foreign key's cascade; explicit so it never depends on that pragma.
+    sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND agent_id = $2")
+        .bind(id)
+        .bind(agent_id)
+        .execute(db.raw())
+        .await?;
+    Ok(true)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Up to `limit` of the agent's contacts in id order after `after`.
+pub async fn list(
+    db: &mut impl Db,
+    agent_id: &str,
+    filter: &ContactFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Contact>, StoreError> {
+    let mut binds = vec![Bind::Text(agent_id.to_owned())];
+    let mut push = |bind: Bind| {
+        binds.push(bind);
+        binds.len()
+    };
+    // With a tag, walk the tag index in contact-id order and look each contact up (CROSS JOIN
+    // keeps SQLite from starting at contacts, which would scan every contact for a rare tag).
+    let (from, order) = match &filter.tag {
+        Some(_) => ("contact_tags t CROSS JOIN contacts c", "t.contact_id"),
+        None => ("contacts c", "c.id"),
+    };
+    let mut conditions = vec!["c.agent_id = $1".to_owned()];
+    if let Some(tag) = &filter.tag {
+        let n = push(Bind::Text(tag.clone()));
+        conditions.push(format!(
+            "t.agent_id = $1 AND t.tag = ${n} AND c.id = t.contact_id"
+        ));
+    }
+    if let Some(after) = after {
+        let n = push(Bind::Text(after.to_owned()));
+        conditions.push(format!("{order} > ${n}"));
+    }
+    if let Some(email) = &filter.email_lower {
+        let n = push(Bind::Text(email.clone()));
+        conditions.push(format!("c.email_lower = ${n}"));
+    }
+    if let Some(since) = filter.updated_since {
+        let n = push(Bind::Int(since));
+        conditions.push(format!("c.updated_at >= ${n}"));
+    }
+    if let Some(q) = &filter.q {
+        let n = push(Bind::Text(format!("%{}%", like_escape(q))));
+        conditions.push(format!("c.search_text LIKE ${n} ESCAPE '\\'"));
+    }
+    let n = push(Bind::Int(limit));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {from} WHERE {} ORDER BY {order} LIMIT ${n}",
+        conditions.join(" AND ")
+    );
+    let mut query = sqlx::query(&sql);
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(int) => query.bind(int),
+        };
+    }
+    let rows = query.fetch_all(db.raw()).await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

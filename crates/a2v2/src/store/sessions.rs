@@ -1,0 +1,78 @@
+//! The `sessions` table: dashboard sessions, stored as keyed hashes of their tokens.
+
+use sqlx::Row;
+
+use super::{Db, StoreError, members::from_row as member_from_row};
+use crate::model::member::Member;
+
+pub async fn insert(
+    db: &mut impl Db,
+    token_hash: &str,
+    member_id: &str,
+    csrf_token: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, member_id, csrf_token, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(member_id)
+    .bind(csrf_token)
+    .bind(now)
+    .bind(expires_at)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// The member of a live session and the session's CSRF token.
+pub async fn find_live(
+    db: &mut impl Db,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<(Member, String)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT m.id, m.email, m.role, m.created_at, s.csrf_token FROM sessions s \
+         JOIN members m ON m.id = s.member_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(db.raw())
+    .await?;
+    Ok(row
+        .map(|row| Ok::<_, sqlx::Error>((member_from_row(&row)?, row.try_get("csrf_token")?)))
+        .transpose()?)
+}
+
+/// The CSRF token of a session, if it still exists.
+pub async fn csrf_token(db: &mut impl Db, token_hash: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT csrf_token FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(db.raw())
+        .await?;
+    Ok(row.map(|row| row.try_get("csrf_token")).transpose()?)
+}
+
+pub async fn delete(db: &mut impl Db, token_hash: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Ends the member's sessions, except the one whose token hash is `keep`; returns how many.
+pub async fn end_for_member(
+    db: &mut impl Db,
+    member_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND token_hash <> $2")
+        .bind(member_id)
+        .bind(keep.unwrap_or(""))
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected())
+}
