@@ -105,7 +105,7 @@ describe('dashboard', { concurrency: false }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'add-api-key');
   });
 
-  it('shows the API’s validation message next to Name for a 101-character name', async () => {
+  it('keeps step 1 open with the API’s message next to Name for a 101-character name', async () => {
     await page.locator('#add-api-key').click();
     const dialog = page.getByRole('dialog', { name: 'Add API Key' });
     await dialog.getByText('Step 1 of 2 — Enter basic information').waitFor();
@@ -113,11 +113,10 @@ describe('dashboard', { concurrency: false }, () => {
     await name.fill('k'.repeat(101));
     await dialog.getByText('101/100').waitFor();
     await dialog.getByRole('button', { name: 'Next' }).click();
-    await dialog.getByText('Step 2 of 2 — Configure permissions').waitFor();
-    await dialog.getByRole('button', { name: 'Give Access' }).click();
 
-    await dialog.getByText('Step 1 of 2 — Enter basic information').waitFor();
     await eventually(async () => (await name.getAttribute('aria-invalid')) === 'true', { message: 'Name marked invalid' });
+    assert.equal(await dialog.getByText('Step 1 of 2 — Enter basic information').isVisible(), true);
+    assert.equal(await dialog.getByRole('button', { name: 'Give Access' }).count(), 0, 'step 2 never opened');
     const errorId = (await name.getAttribute('aria-describedby')).split(' ').find((id) => id.endsWith('-error'));
     const shown = (await page.locator(`#${errorId}`).textContent()).trim();
     const direct = await ownerApi('POST', `/api/agents/${agentId}/api-keys`, { name: 'k'.repeat(101) });

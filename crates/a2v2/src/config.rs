@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
+pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +69,14 @@ pub struct ConfigArgs {
     /// Days audit events are kept before the background purge removes them; 0 keeps them forever [default: 0]
     #[arg(long, env = "A2V2_AUDIT_RETENTION_DAYS", global = true)]
     pub audit_retention_days: Option<u32>,
+    /// Seconds this node keeps serving /v1 without confirming that its key cache is current;
+    /// past that it answers 503 until it catches up [default: 5]
+    #[arg(long, env = "A2V2_KEY_LEASE_SECONDS", global = true)]
+    pub key_lease_seconds: Option<u64>,
+    /// Longest time a request may take before it is answered 503, except uploads and exports
+    /// [default: 60]
+    #[arg(long, env = "A2V2_REQUEST_TIMEOUT_SECONDS", global = true)]
+    pub request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +93,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     public_url: Option<String>,
     audit_retention_days: Option<u32>,
+    key_lease_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +117,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub secure_cookies: bool,
     pub audit_retention_days: u32,
+    pub key_lease: std::time::Duration,
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -199,7 +213,26 @@ impl ConfigArgs {
                 .audit_retention_days
                 .or(file.audit_retention_days)
                 .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
+            key_lease: seconds(
+                "key_lease_seconds",
+                self.key_lease_seconds.or(file.key_lease_seconds),
+                DEFAULT_KEY_LEASE_SECONDS,
+            )?,
+            request_timeout: seconds(
+                "request_timeout_seconds",
+                self.request_timeout_seconds
+                    .or(file.request_timeout_seconds),
+                DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            )?,
         })
+    }
+}
+
+/// A positive number of seconds, or the default.
+fn seconds(name: &str, value: Option<u64>, default: u64) -> anyhow::Result<std::time::Duration> {
+    match value.unwrap_or(default) {
+        0 => bail!("{name} must be at least 1"),
+        n => Ok(std::time::Duration::from_secs(n)),
     }
 }
 

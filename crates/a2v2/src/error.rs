@@ -67,7 +67,7 @@ impl From<StoreError> for DomainError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound,
-            err @ StoreError::Unavailable(_) => Self::Unavailable(err),
+            err @ (StoreError::Unavailable(_) | StoreError::Timeout) => Self::Unavailable(err),
             err @ (StoreError::Conflict(_) | StoreError::Other(_)) => Self::Internal(err.into()),
         }
     }

@@ -13,7 +13,8 @@ use crate::{
     crypto::{KeySecrets, MasterKey},
     http,
     keys::{self, Keys},
-    members::throttle::SignInThrottle,
+    members::{self, throttle::SignInThrottle},
+    model::now_ms,
     state::{AppState, Inner, Metrics},
     store::Store,
 };
@@ -29,7 +30,22 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
     if migrate {
         store.migrate().await?;
     }
-    let keys = Keys::new(store.clone(), KeySecrets::new(&master), config.key_reveal);
+    let keys = Keys::new(
+        store.clone(),
+        KeySecrets::new(&master),
+        config.key_reveal,
+        config.key_lease,
+    );
+    let cleared = keys
+        .clear_copies_if_off()
+        .await
+        .context("clearing stored key copies")?;
+    if cleared > 0 {
+        tracing::info!(
+            keys = cleared,
+            "key reveal is off: deleted the stored copies of existing keys"
+        );
+    }
     let loaded = keys.load_all().await.context("loading the API key cache")?;
     tracing::info!(keys = loaded, "API key cache loaded");
     Ok(AppState::new(Inner {
@@ -66,6 +82,7 @@ pub async fn serve(
         state.store.clone(),
         state.config.audit_retention_days,
     ));
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     println!("a2v2 listening on http://{addr}");
     tracing::info!(%addr, "listening");
     axum::serve(
@@ -79,10 +96,34 @@ pub async fn serve(
     follower.abort();
     poller.abort();
     retention.abort();
+    housekeeping.abort();
+    // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
+    state.denials.shutdown().await;
     state.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prunes the sign-in throttle every minute and deletes expired sessions and invites every
+/// hour.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut rounds = 0u64;
+    loop {
+        tick.tick().await;
+        state.throttle.prune(now_ms());
+        if rounds.is_multiple_of(60) {
+            match members::sessions::purge_expired(&state.store).await {
+                Ok((0, 0)) => {}
+                Ok((sessions, invites)) => {
+                    tracing::info!(sessions, invites, "deleted expired sessions and invites")
+                }
+                Err(err) => tracing::warn!(error = %err, "deleting expired sessions failed"),
+            }
+        }
+        rounds += 1;
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub rejected_expired: AtomicU64,
     pub denied_ip: AtomicU64,
     pub denied_permission: AtomicU64,
+    /// `/v1` requests refused because the key cache could not be confirmed current.
+    pub lease_expired: AtomicU64,
 }
 
 impl AppState {

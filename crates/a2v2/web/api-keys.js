@@ -313,16 +313,33 @@ function openKeyModal({ base, key, onSaved, returnFocus }) {
 
   step1.addEventListener('submit', (event) => {
     event.preventDefault();
+    busy(next, checkStepOne);
+  });
+
+  // The basic information, as the API takes it.
+  function basicFields() {
+    const ipText = ipAddresses.control.value.trim();
+    const descriptionText = description.control.value;
+    return {
+      name: name.control.value,
+      description: descriptionText.trim() === '' ? null : descriptionText,
+      ip_addresses: ipText === '' ? [] : ipText,
+    };
+  }
+
+  // Step 1's fields are checked by the server's own rules before moving on, so an error
+  // shows next to its field on this step, in the API's words.
+  async function checkStepOne() {
     alertBox.clear();
-    // The only check made here: a key needs a name. Every other rule is the API's to state.
-    if (name.control.value.trim() === '') {
-      name.setError('Enter a name for this key.');
-      name.control.focus();
+    [name, description, ipAddresses].forEach((f) => f.setError(''));
+    try {
+      await api('POST', `${base}/validate`, basicFields());
+    } catch (err) {
+      showSaveError(err);
       return;
     }
-    name.setError('');
     goTo(2);
-  });
+  }
 
   step2.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -333,14 +350,7 @@ function openKeyModal({ base, key, onSaved, returnFocus }) {
     alertBox.clear();
     [name, description, ipAddresses].forEach((f) => f.setError(''));
     permError.hidden = true;
-    const ipText = ipAddresses.control.value.trim();
-    const descriptionText = description.control.value;
-    const body = {
-      name: name.control.value,
-      description: descriptionText.trim() === '' ? null : descriptionText,
-      ip_addresses: ipText === '' ? [] : ipText,
-      permissions: selectedPermissions(),
-    };
+    const body = { ...basicFields(), permissions: selectedPermissions() };
     let result;
     try {
       result = editing

@@ -5,11 +5,17 @@
 //! controls whole), and at most `MAX_KINDS` kinds are tracked: beyond that, denials share one
 //! overflow event per reason, so many sources cannot fill the disk either.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use dashmap::DashMap;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 
 use crate::{
     model::{
@@ -56,6 +62,8 @@ struct Pending {
 pub struct Denials {
     slots: Arc<DashMap<Kind, Slot>>,
     writer: mpsc::Sender<Pending>,
+    stop: Arc<Notify>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 /// The address an unknown key's denials are grouped under.
@@ -69,12 +77,39 @@ fn source_of(ip: &str) -> String {
 }
 
 impl Denials {
-    /// Starts the background writer; it stops when the last handle is dropped.
+    /// Starts the background writer; [`Self::shutdown`] drains and stops it.
     pub fn start(store: Store) -> Self {
         let (writer, inbox) = mpsc::channel(QUEUE);
         let slots = Arc::new(DashMap::new());
-        tokio::spawn(write_events(store, inbox, Arc::clone(&slots)));
-        Self { slots, writer }
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(write_events(
+            store,
+            inbox,
+            Arc::clone(&slots),
+            Arc::clone(&stop),
+        ));
+        Self {
+            slots,
+            writer,
+            stop,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Writes every queued event and count, then stops the writer. Called before storage
+    /// closes at shutdown, so no denial seen before it is lost.
+    pub async fn shutdown(&self) {
+        self.stop.notify_one();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            tracing::error!(error = %err, "the audit writer failed while stopping");
+        }
     }
 
     pub fn record(&self, denial: Denial) {
@@ -116,11 +151,22 @@ async fn write_events(
     store: Store,
     mut inbox: mpsc::Receiver<Pending>,
     slots: Arc<DashMap<Kind, Slot>>,
+    stop: Arc<Notify>,
 ) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     loop {
         tokio::select! {
             biased;
+            () = stop.notified() => {
+                inbox.close();
+                while let Some(event) = inbox.recv().await {
+                    if let Err(err) = insert(&store, event).await {
+                        tracing::error!(error = %err, "writing an api_request.denied event failed");
+                    }
+                }
+                flush_counts(&store, &slots).await;
+                return;
+            }
             next = inbox.recv() => match next {
                 Some(event) => {
                     if let Err(err) = insert(&store, event).await {

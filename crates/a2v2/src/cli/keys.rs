@@ -186,7 +186,7 @@ pub async fn create(config: &Config, agent_id: &str, key: &NewKey) -> anyhow::Re
     let secrets = secrets(config)?;
     let store = open_store(config, true).await?;
     check_master_key(&store, &secrets).await?;
-    let keys = Keys::new(store.clone(), secrets, config.key_reveal);
+    let keys = Keys::new(store.clone(), secrets, config.key_reveal, config.key_lease);
     let created = keys
         .create(&By::cli(), agent_id, None, changes)
         .await
@@ -213,7 +213,7 @@ pub async fn list(config: &Config, agent_id: &str) -> anyhow::Result<Vec<ApiKey>
 pub async fn delete(config: &Config, agent_id: &str, key_id: &str) -> anyhow::Result<ApiKey> {
     let secrets = secrets(config)?;
     let store = open_store(config, true).await?;
-    let keys = Keys::new(store.clone(), secrets, config.key_reveal);
+    let keys = Keys::new(store.clone(), secrets, config.key_reveal, config.key_lease);
     let deleted = async {
         let mut conn = store.conn().await?;
         store::agents::get(&mut conn, agent_id)

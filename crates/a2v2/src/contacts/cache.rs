@@ -14,16 +14,22 @@
 //!
 //! Entries carry their agent: a hit for another agent's key is treated as a miss, and the
 //! database then answers 404 as usual. The map is sharded, so reads take no global lock.
+//!
+//! The cache is bounded by the bytes it holds ([`BUDGET_BYTES`]), not by a count: a contact at
+//! the field limits serialises to hundreds of kilobytes, and contacts larger than
+//! [`MAX_ENTRY_BYTES`] are never cached at all.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use dashmap::DashMap;
 
-/// Entries kept at most; beyond that an arbitrary entry makes room.
-pub const CAPACITY: usize = 20_000;
+/// Bytes of cached bodies kept at most; beyond that arbitrary entries make room.
+pub const BUDGET_BYTES: usize = 32 * 1024 * 1024;
+/// Contacts whose body is larger than this are always read from storage.
+pub const MAX_ENTRY_BYTES: usize = 16 * 1024;
 
 /// One cached contact as `GET` returns it.
 #[derive(Debug)]
@@ -37,6 +43,12 @@ pub struct Entry {
 struct Inner {
     generation: AtomicU64,
     entries: DashMap<String, Arc<Entry>>,
+    /// Bytes held by `entries` (body and id), kept in step under each entry's shard lock.
+    bytes: AtomicUsize,
+}
+
+fn weight(id: &str, entry: &Entry) -> usize {
+    id.len() + entry.agent_id.len() + entry.body.len()
 }
 
 /// Shared handle; cloning is cheap.
@@ -78,18 +90,35 @@ impl ContactCache {
         if inner.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(id) {
+        if entry.body.len() > MAX_ENTRY_BYTES {
+            return;
+        }
+        let added = weight(id, &entry);
+        while inner.bytes.load(Ordering::Relaxed) + added > BUDGET_BYTES {
             let victim = inner.entries.iter().next().map(|e| e.key().clone());
-            if let Some(victim) = victim {
-                inner.entries.remove(&victim);
+            match victim {
+                Some(victim) => inner.remove(&victim),
+                None => break,
             }
         }
         // Checked again while holding the entry's shard lock: `invalidate` bumps the
         // generation before it removes (under that lock), so either we see the bump here or
         // its removal comes after our insert.
         let slot = inner.entries.entry(id.to_owned());
-        if inner.generation.load(Ordering::SeqCst) == generation {
-            slot.insert(entry);
+        if inner.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        inner.bytes.fetch_add(added, Ordering::Relaxed);
+        match slot {
+            dashmap::Entry::Occupied(mut occupied) => {
+                let replaced = occupied.insert(entry);
+                inner
+                    .bytes
+                    .fetch_sub(weight(id, &replaced), Ordering::Relaxed);
+            }
+            dashmap::Entry::Vacant(vacant) => {
+                vacant.insert(entry);
+            }
         }
     }
 
@@ -97,7 +126,16 @@ impl ContactCache {
     pub fn invalidate(&self, id: &str) {
         if let Some(inner) = self.inner.as_ref() {
             inner.generation.fetch_add(1, Ordering::SeqCst);
-            inner.entries.remove(id);
+            inner.remove(id);
+        }
+    }
+}
+
+impl Inner {
+    fn remove(&self, id: &str) {
+        if let Some((id, removed)) = self.entries.remove(id) {
+            self.bytes
+                .fetch_sub(weight(&id, &removed), Ordering::Relaxed);
         }
     }
 }
@@ -135,15 +173,49 @@ mod tests {
         assert!(cache.get("agt_a", "ct_1").is_none());
     }
 
+    fn sized(agent: &str, bytes: usize) -> Arc<Entry> {
+        Arc::new(Entry {
+            agent_id: agent.into(),
+            version: 1,
+            body: bytes::Bytes::from(vec![b' '; bytes]),
+        })
+    }
+
     #[test]
-    fn stays_within_its_capacity_and_can_be_disabled() {
+    fn stays_within_its_byte_budget_and_can_be_disabled() {
         let cache = ContactCache::new(true);
-        for i in 0..CAPACITY + 10 {
-            cache.put_if_unchanged(cache.generation(), &format!("ct_{i}"), entry("a", 1));
+        let inner = cache.inner.as_ref().unwrap();
+        let each = MAX_ENTRY_BYTES;
+        for i in 0..(BUDGET_BYTES / each) * 2 {
+            cache.put_if_unchanged(cache.generation(), &format!("ct_{i}"), sized("a", each));
+            assert!(inner.bytes.load(Ordering::Relaxed) <= BUDGET_BYTES);
         }
-        assert_eq!(cache.inner.as_ref().unwrap().entries.len(), CAPACITY);
+        let held: usize = inner
+            .entries
+            .iter()
+            .map(|e| weight(e.key(), e.value()))
+            .sum();
+        assert_eq!(held, inner.bytes.load(Ordering::Relaxed));
+        assert!(inner.entries.len() > 1000);
+        // Replacing and invalidating keep the count exact.
+        cache.put_if_unchanged(cache.generation(), "ct_0", sized("a", 10));
+        cache.put_if_unchanged(cache.generation(), "ct_0", sized("a", 20));
+        cache.invalidate("ct_1");
+        let held: usize = inner
+            .entries
+            .iter()
+            .map(|e| weight(e.key(), e.value()))
+            .sum();
+        assert_eq!(held, inner.bytes.load(Ordering::Relaxed));
         let off = ContactCache::new(false);
         off.put_if_unchanged(off.generation(), "ct_1", entry("a", 1));
         assert!(off.get("a", "ct_1").is_none());
+    }
+
+    #[test]
+    fn very_large_contacts_are_not_cached() {
+        let cache = ContactCache::new(true);
+        cache.put_if_unchanged(cache.generation(), "big", sized("a", MAX_ENTRY_BYTES + 1));
+        assert!(cache.get("a", "big").is_none());
     }
 }

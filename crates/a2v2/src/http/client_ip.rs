@@ -21,14 +21,31 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .flat_map(|value| value.split(','))
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
-            Ok(ip) if is_trusted(&ip) => client = ip,
-            Ok(ip) => return ip,
+        match parse_hop(hop) {
+            Some(ip) if is_trusted(&ip) => client = ip,
+            Some(ip) => return ip,
             // An unreadable hop: the last address we can vouch for is the client.
-            Err(_) => return client,
+            None => return client,
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`) or in brackets.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or("")
+                .parse::<IpAddr>()
+        })
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -68,6 +85,12 @@ mod tests {
         assert_eq!(got, "10.2.2.2".parse::<IpAddr>().unwrap());
         let got = resolve(peer, &headers("garbage, 10.2.2.2"), &trusted);
         assert_eq!(got, "10.2.2.2".parse::<IpAddr>().unwrap());
+        let got = resolve(peer, &headers("203.0.113.9:5678, 10.1.1.1"), &trusted);
+        assert_eq!(got, "203.0.113.9".parse::<IpAddr>().unwrap());
+        let got = resolve(peer, &headers("[2001:db8::7]:443"), &trusted);
+        assert_eq!(got, "2001:db8::7".parse::<IpAddr>().unwrap());
+        let got = resolve(peer, &headers("[2001:db8::8]"), &trusted);
+        assert_eq!(got, "2001:db8::8".parse::<IpAddr>().unwrap());
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let got = resolve(mapped, &headers("203.0.113.9"), &trusted);
         assert_eq!(got, "203.0.113.9".parse::<IpAddr>().unwrap());

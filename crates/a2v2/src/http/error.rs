@@ -212,6 +212,7 @@ fn generic_for(status: StatusCode) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("Send the body as `application/json`.".into())
         }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable { retry_after: 1 },
         s if s.is_client_error() => ApiError::BadRequest("The request could not be read.".into()),
         _ => ApiError::Internal(anyhow::anyhow!(
             "status {status} produced outside a handler"

@@ -47,6 +47,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// `POST /api/agents/{agent_id}/api-keys/validate` (admin): checks a key's fields with the
+/// same rules as a create, without creating anything — the dashboard checks each step of the
+/// Add API Key form with it. 204; 422 `validation_failed` with `fields`.
+pub async fn validate(Valid(_): Valid<CreateKey>) -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// `GET /api/agents/{agent_id}/api-keys/{key_id}` (any member): one key, no secret.
 pub async fn get(
     State(state): State<AppState>,

@@ -10,27 +10,44 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::{model::now_ms, state::AppState};
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: storage answers.
+/// `GET /readyz`: storage takes writes and this node's key cache is confirmed current; 503
+/// `{"status": "unavailable", "reason": …}` otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable" })),
-            )
-                .into_response()
+    let reason = if !state.keys.is_current(now_ms()) {
+        Some("keys_not_current")
+    } else {
+        match tokio::time::timeout(READY_BUDGET, state.store.check_writable()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness check failed");
+                Some("storage")
+            }
+            Err(_) => {
+                tracing::warn!("readiness check timed out");
+                Some("storage")
+            }
         }
+    };
+    match reason {
+        None => Json(json!({ "status": "ready" })).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({ "status": "unavailable", "reason": reason })),
+        )
+            .into_response(),
     }
 }
+
+/// Longest a readiness check waits for storage.
+const READY_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -45,6 +62,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
          a2v2_api_key_verifications_total{{outcome=\"expired\"}} {}\n\
          a2v2_api_key_verifications_total{{outcome=\"ip_not_allowed\"}} {}\n\
          a2v2_api_key_verifications_total{{outcome=\"permission_denied\"}} {}\n\
+         # HELP a2v2_key_lease_refusals_total /v1 requests refused while the key cache was not confirmed current.\n\
+         # TYPE a2v2_key_lease_refusals_total counter\n\
+         a2v2_key_lease_refusals_total {}\n\
+         # HELP a2v2_argon2_runs_total Password hash computations.\n\
+         # TYPE a2v2_argon2_runs_total counter\n\
+         a2v2_argon2_runs_total {}\n\
          # HELP a2v2_api_keys_cached API keys held in the in-memory cache.\n\
          # TYPE a2v2_api_keys_cached gauge\n\
          a2v2_api_keys_cached {}\n\
@@ -57,6 +80,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         read(&m.rejected_expired),
         read(&m.denied_ip),
         read(&m.denied_permission),
+        read(&m.lease_expired),
+        crate::members::argon2_runs(),
         state.keys.cache().len(),
         state.store.acquires(),
     );

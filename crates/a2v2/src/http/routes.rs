@@ -2,10 +2,12 @@
 //! is built from these tables, each route wrapped in its guard with what it requires, so a
 //! route cannot exist without its entry and a method cannot be open by omission.
 
+use std::time::Duration;
+
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method, header},
-    middleware::from_fn_with_state,
+    middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::{MethodFilter, MethodRouter, on},
 };
@@ -34,6 +36,40 @@ pub struct Route<A> {
     pub path: &'static str,
     pub requires: A,
     handler: fn(MethodFilter) -> MethodRouter<AppState>,
+    /// Whether `--request-timeout-seconds` bounds it; uploads and exports take as long as
+    /// their data needs (bounded by the stall timeouts instead).
+    timed: bool,
+}
+
+const fn route<A>(
+    method: Method,
+    path: &'static str,
+    requires: A,
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+) -> Route<A> {
+    Route {
+        method,
+        path,
+        requires,
+        handler,
+        timed: true,
+    }
+}
+
+/// A route that `--request-timeout-seconds` does not bound.
+const fn untimed_route<A>(
+    method: Method,
+    path: &'static str,
+    requires: A,
+    handler: fn(MethodFilter) -> MethodRouter<AppState>,
+) -> Route<A> {
+    Route {
+        method,
+        path,
+        requires,
+        handler,
+        timed: false,
+    }
 }
 
 const fn perm(area: Area, action: Action) -> Option<Permission> {
@@ -46,197 +82,156 @@ use Area::Contacts;
 
 /// Every `/v1` route and the permission it requires (`None`: any valid key).
 pub const V1_ROUTES: &[Route<Option<Permission>>] = &[
-    Route {
-        method: Method::GET,
-        path: "/v1/key",
-        requires: None,
-        handler: |m| on(m, keys::introspect),
-    },
-    Route {
-        method: Method::POST,
-        path: "/v1/contacts",
-        requires: perm(Contacts, Create),
-        handler: |m| on(m, contacts::create),
-    },
-    Route {
-        method: Method::GET,
-        path: "/v1/contacts",
-        requires: perm(Contacts, Read),
-        handler: |m| on(m, contacts::list),
-    },
-    Route {
-        method: Method::GET,
-        path: "/v1/contacts/{id}",
-        requires: perm(Contacts, Read),
-        handler: |m| on(m, contacts::get),
-    },
-    Route {
-        method: Method::PATCH,
-        path: "/v1/contacts/{id}",
-        requires: perm(Contacts, Update),
-        handler: |m| on(m, contacts::update),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/v1/contacts/{id}",
-        requires: perm(Contacts, Delete),
-        handler: |m| on(m, contacts::delete),
-    },
+    route(Method::GET, "/v1/key", None, |m| on(m, keys::introspect)),
+    route(Method::POST, "/v1/contacts", perm(Contacts, Create), |m| {
+        on(m, contacts::create)
+    }),
+    route(Method::GET, "/v1/contacts", perm(Contacts, Read), |m| {
+        on(m, contacts::list)
+    }),
+    route(
+        Method::GET,
+        "/v1/contacts/{id}",
+        perm(Contacts, Read),
+        |m| on(m, contacts::get),
+    ),
+    route(
+        Method::PATCH,
+        "/v1/contacts/{id}",
+        perm(Contacts, Update),
+        |m| on(m, contacts::update),
+    ),
+    route(
+        Method::DELETE,
+        "/v1/contacts/{id}",
+        perm(Contacts, Delete),
+        |m| on(m, contacts::delete),
+    ),
 ];
 
 /// Every `/api` route and who may call it (SPEC §1 roles). Finer rules — an admin acting on
 /// an owner, the last owner — live with the members feature.
 pub const API_ROUTES: &[Route<Access>] = &[
-    Route {
-        method: Method::GET,
-        path: "/api/setup",
-        requires: Public,
-        handler: |m| on(m, sessions::setup_status),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/setup",
-        requires: Public,
-        handler: |m| on(m, sessions::setup),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/session",
-        requires: Public,
-        handler: |m| on(m, sessions::sign_in),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/session",
-        requires: AtLeast(Member),
-        handler: |m| on(m, sessions::current),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/session",
-        requires: AtLeast(Member),
-        handler: |m| on(m, sessions::sign_out),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents",
-        requires: AtLeast(Member),
-        handler: |m| on(m, agents::list),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/agents",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, agents::create),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents/{agent_id}",
-        requires: AtLeast(Member),
-        handler: |m| on(m, agents::get),
-    },
-    Route {
-        method: Method::PATCH,
-        path: "/api/agents/{agent_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, agents::update),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/agents/{agent_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, agents::delete),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents/{agent_id}/api-keys",
-        requires: AtLeast(Member),
-        handler: |m| on(m, keys::list),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/agents/{agent_id}/api-keys",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, keys::create),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents/{agent_id}/api-keys/{key_id}",
-        requires: AtLeast(Member),
-        handler: |m| on(m, keys::get),
-    },
-    Route {
-        method: Method::PATCH,
-        path: "/api/agents/{agent_id}/api-keys/{key_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, keys::update),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/agents/{agent_id}/api-keys/{key_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, keys::delete),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, keys::reveal),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/members",
-        requires: AtLeast(Member),
-        handler: |m| on(m, members::list),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/members",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, members::create),
-    },
-    Route {
-        method: Method::PATCH,
-        path: "/api/members/{member_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, members::update),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/api/members/{member_id}",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, members::delete),
-    },
-    Route {
-        method: Method::POST,
-        path: "/api/invites/accept",
-        requires: Public,
-        handler: |m| on(m, members::accept_invite),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/audit-logs",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, audit::list),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/audit-logs/export",
-        requires: AtLeast(Admin),
-        handler: |m| on(m, audit::export),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents/{agent_id}/contacts",
-        requires: AtLeast(Member),
-        handler: |m| on(m, contacts::dashboard_list),
-    },
-    Route {
-        method: Method::GET,
-        path: "/api/agents/{agent_id}/contacts/{contact_id}",
-        requires: AtLeast(Member),
-        handler: |m| on(m, contacts::dashboard_get),
-    },
+    route(Method::GET, "/api/setup", Public, |m| {
+        on(m, sessions::setup_status)
+    }),
+    route(Method::POST, "/api/setup", Public, |m| {
+        on(m, sessions::setup)
+    }),
+    route(Method::POST, "/api/session", Public, |m| {
+        on(m, sessions::sign_in)
+    }),
+    route(Method::GET, "/api/session", AtLeast(Member), |m| {
+        on(m, sessions::current)
+    }),
+    route(Method::DELETE, "/api/session", AtLeast(Member), |m| {
+        on(m, sessions::sign_out)
+    }),
+    route(Method::GET, "/api/agents", AtLeast(Member), |m| {
+        on(m, agents::list)
+    }),
+    route(Method::POST, "/api/agents", AtLeast(Admin), |m| {
+        on(m, agents::create)
+    }),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}",
+        AtLeast(Member),
+        |m| on(m, agents::get),
+    ),
+    route(
+        Method::PATCH,
+        "/api/agents/{agent_id}",
+        AtLeast(Admin),
+        |m| on(m, agents::update),
+    ),
+    route(
+        Method::DELETE,
+        "/api/agents/{agent_id}",
+        AtLeast(Admin),
+        |m| on(m, agents::delete),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/api-keys",
+        AtLeast(Member),
+        |m| on(m, keys::list),
+    ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys",
+        AtLeast(Admin),
+        |m| on(m, keys::create),
+    ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys/validate",
+        AtLeast(Admin),
+        |m| on(m, keys::validate),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Member),
+        |m| on(m, keys::get),
+    ),
+    route(
+        Method::PATCH,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Admin),
+        |m| on(m, keys::update),
+    ),
+    route(
+        Method::DELETE,
+        "/api/agents/{agent_id}/api-keys/{key_id}",
+        AtLeast(Admin),
+        |m| on(m, keys::delete),
+    ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys/{key_id}/reveal",
+        AtLeast(Admin),
+        |m| on(m, keys::reveal),
+    ),
+    route(Method::GET, "/api/members", AtLeast(Member), |m| {
+        on(m, members::list)
+    }),
+    route(Method::POST, "/api/members", AtLeast(Admin), |m| {
+        on(m, members::create)
+    }),
+    route(
+        Method::PATCH,
+        "/api/members/{member_id}",
+        AtLeast(Admin),
+        |m| on(m, members::update),
+    ),
+    route(
+        Method::DELETE,
+        "/api/members/{member_id}",
+        AtLeast(Admin),
+        |m| on(m, members::delete),
+    ),
+    route(Method::POST, "/api/invites/accept", Public, |m| {
+        on(m, members::accept_invite)
+    }),
+    route(Method::GET, "/api/audit-logs", AtLeast(Admin), |m| {
+        on(m, audit::list)
+    }),
+    untimed_route(Method::GET, "/api/audit-logs/export", AtLeast(Admin), |m| {
+        on(m, audit::export)
+    }),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/contacts",
+        AtLeast(Member),
+        |m| on(m, contacts::dashboard_list),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/contacts/{contact_id}",
+        AtLeast(Member),
+        |m| on(m, contacts::dashboard_get),
+    ),
 ];
 
 fn filter_of(method: &Method) -> MethodFilter {
@@ -273,6 +268,7 @@ async fn refuse_method(request: Request) -> Response {
 /// The routes of `table`, each behind `guard` with what it requires.
 fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     table: &[Route<A>],
+    timeout: Duration,
     guarded: impl Fn(&A) -> G,
     guard: impl Fn(MethodRouter<AppState>, G) -> MethodRouter<AppState>,
 ) -> axum::Router<AppState> {
@@ -286,7 +282,10 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     for path in paths {
         let mut methods = MethodRouter::new().fallback(refuse_method);
         for route in table.iter().filter(|route| route.path == path) {
-            let handler = (route.handler)(filter_of(&route.method));
+            let mut handler = (route.handler)(filter_of(&route.method));
+            if route.timed {
+                handler = handler.route_layer(from_fn_with_state(timeout, within));
+            }
             methods = methods.merge(guard(handler, guarded(&route.requires)));
         }
         router = router.route(path, methods);
@@ -294,10 +293,24 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     router
 }
 
+/// Answers 503 `unavailable` when the handler takes longer than `timeout`; the client may
+/// retry.
+async fn within(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            ApiError::Unavailable { retry_after: 1 }.into_response()
+        }
+    }
+}
+
 /// The `/v1` and `/api` routes with their guards.
 pub fn router(state: &AppState) -> axum::Router<AppState> {
+    let timeout = state.config.request_timeout;
     let v1 = build(
         V1_ROUTES,
+        timeout,
         |requires| api_key::Guarded {
             state: state.clone(),
             required: *requires,
@@ -306,6 +319,7 @@ pub fn router(state: &AppState) -> axum::Router<AppState> {
     );
     let api = build(
         API_ROUTES,
+        timeout,
         |requires| session::Guarded {
             state: state.clone(),
             access: *requires,

@@ -62,7 +62,14 @@ pub async fn setup(
     RequestOrigin(origin): RequestOrigin,
     Valid(input): Valid<Setup>,
 ) -> Result<Response, ApiError> {
-    let session = sessions::setup(&state.store, state.keys.secrets(), &origin, input).await?;
+    let session = sessions::setup(
+        &state.store,
+        state.keys.secrets(),
+        &state.throttle,
+        &origin,
+        input,
+    )
+    .await?;
     Ok((StatusCode::CREATED, signed_in(&state, session)).into_response())
 }
 
@@ -96,7 +103,7 @@ pub async fn current(caller: Caller) -> Json<SessionView> {
 pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     sessions::sign_out(&state.store, &caller.session.token_hash).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&expired_cookie()) {
+    if let Ok(value) = HeaderValue::from_str(&expired_cookie(state.config.secure_cookies)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)

@@ -179,19 +179,20 @@ impl KeyCache {
         Ok(entry)
     }
 
+    /// Remembers a key that passed the full check, under its tag. Done while holding the
+    /// key's shard of `by_hash`: a concurrent change or removal either completes before (and
+    /// the entry is no longer current, so nothing is remembered) or waits and then forgets
+    /// the tag. No request that starts after a removal returned can match a stale tag.
     fn remember(&self, tag: u128, entry: &Arc<CachedKey>) {
+        let Some(current) = self.by_hash.get(&index_of(&entry.hash)) else {
+            return;
+        };
+        if !Arc::ptr_eq(current.value(), entry) {
+            return;
+        }
         self.verified.insert(tag, Arc::clone(entry));
         self.tag_of.insert(entry.id.clone(), tag);
-        // A concurrent change may have replaced or removed the key meanwhile; its forget()
-        // may have run before our insert, so check again and undo.
-        let current = self
-            .by_hash
-            .get(&index_of(&entry.hash))
-            .is_some_and(|now| Arc::ptr_eq(now.value(), entry));
-        if !current {
-            self.verified
-                .remove_if(&tag, |_, remembered| Arc::ptr_eq(remembered, entry));
-        }
+        drop(current);
     }
 
     fn forget(&self, key_id: &str) {
@@ -275,17 +276,25 @@ impl KeyCache {
         self.by_hash.is_empty()
     }
 
-    /// Last-used times not yet written to storage; marks them as written.
-    pub fn take_unflushed_uses(&self) -> Vec<(String, i64)> {
-        let mut out = Vec::new();
-        for entry in &self.by_hash {
-            let used = entry.last_used.load(Ordering::Relaxed);
-            if used > entry.flushed_last_used.load(Ordering::Relaxed) {
-                entry.flushed_last_used.store(used, Ordering::Relaxed);
-                out.push((entry.id.clone(), used));
+    /// Last-used times not yet written to storage.
+    pub fn unflushed_uses(&self) -> Vec<(String, i64)> {
+        self.by_hash
+            .iter()
+            .filter_map(|entry| {
+                let used = entry.last_used.load(Ordering::Relaxed);
+                (used > entry.flushed_last_used.load(Ordering::Relaxed))
+                    .then(|| (entry.id.clone(), used))
+            })
+            .collect()
+    }
+
+    /// Marks `uses` as written, once storage has them.
+    pub fn mark_flushed(&self, uses: &[(String, i64)]) {
+        for (key_id, used) in uses {
+            if let Some(entry) = self.get(key_id) {
+                entry.flushed_last_used.fetch_max(*used, Ordering::Relaxed);
             }
         }
-        out
     }
 }
 
@@ -360,6 +369,40 @@ mod tests {
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
     }
 
+    /// A removal that has returned is final: no later verification may pass, even one racing
+    /// with a verification that was remembering the key's tag at that moment.
+    #[test]
+    fn a_removed_key_never_passes_afterwards() {
+        let cache = Arc::new(cache());
+        for round in 0..10_000 {
+            let key = format::generate();
+            let id = format!("key_{round}");
+            cache.put(entry(&cache, &id, &key, None));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let hammer = {
+                let (cache, key, stop) = (Arc::clone(&cache), key.clone(), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    // The full check and `remember`, over and over, racing the removal.
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(entry) = cache.verify_in_full(&key) {
+                            cache.remember(cache.tag(&key), &entry);
+                        }
+                        std::thread::yield_now();
+                    }
+                })
+            };
+            std::thread::yield_now();
+            cache.remove(&id);
+            assert_eq!(
+                cache.verify(&key, 0).unwrap_err(),
+                Rejection::Unknown,
+                "round {round}"
+            );
+            stop.store(true, Ordering::Relaxed);
+            hammer.join().unwrap();
+        }
+    }
+
     #[test]
     fn expired_keys_are_rejected() {
         let cache = cache();
@@ -375,8 +418,15 @@ mod tests {
         let key = format::generate();
         cache.put(entry(&cache, "key_1", &key, None));
         cache.verify(&key, 0).unwrap().touch(5_000);
-        assert_eq!(cache.take_unflushed_uses(), [("key_1".to_owned(), 5_000)]);
-        assert!(cache.take_unflushed_uses().is_empty());
+        let uses = cache.unflushed_uses();
+        assert_eq!(uses, [("key_1".to_owned(), 5_000)]);
+        assert_eq!(
+            cache.unflushed_uses(),
+            uses,
+            "not written yet: still pending"
+        );
+        cache.mark_flushed(&uses);
+        assert!(cache.unflushed_uses().is_empty());
         cache.put(entry(&cache, "key_1", &key, None));
         assert_eq!(cache.get("key_1").unwrap().last_used_at(), Some(5_000));
     }

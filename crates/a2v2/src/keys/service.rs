@@ -10,6 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
+    time::Duration,
 };
 
 use serde_json::json;
@@ -43,6 +44,9 @@ struct Inner {
     writes: Arc<Mutex<()>>,
     /// The key change counter's value (`sync`) that the cache reflects at least.
     version: AtomicI64,
+    /// When (unix ms) the cache was last confirmed current against storage.
+    confirmed_at: AtomicI64,
+    lease_ms: i64,
     keep_copies: bool,
 }
 
@@ -94,14 +98,32 @@ impl KeyChange {
 }
 
 impl Keys {
-    pub fn new(store: Store, secrets: KeySecrets, keep_copies: bool) -> Self {
+    /// `lease` is how long the cache stays trusted after it was last confirmed current.
+    pub fn new(store: Store, secrets: KeySecrets, keep_copies: bool, lease: Duration) -> Self {
         Self(Arc::new(Inner {
             store,
             cache: KeyCache::new(secrets),
             writes: Arc::new(Mutex::new(())),
             version: AtomicI64::new(0),
+            confirmed_at: AtomicI64::new(i64::MIN),
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
             keep_copies,
         }))
+    }
+
+    /// Notes that the cache was found current by a check that started at `at`.
+    pub fn confirm(&self, at: i64) {
+        self.0.confirmed_at.fetch_max(at, Ordering::AcqRel);
+    }
+
+    /// False once the cache has gone unconfirmed for longer than the lease: this node may
+    /// then be missing revocations made on other nodes, and must not serve keys.
+    pub fn is_current(&self, now: i64) -> bool {
+        now.saturating_sub(self.0.confirmed_at.load(Ordering::Acquire)) <= self.0.lease_ms
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.lease_ms).unwrap_or(u64::MAX))
     }
 
     pub fn cache(&self) -> &KeyCache {
@@ -280,6 +302,31 @@ impl Keys {
         Ok(secret)
     }
 
+    /// With copies turned off, deletes the copies kept from before, so that only hashes
+    /// remain, as the setting promises. Recorded when there were any. Returns how many.
+    pub async fn clear_copies_if_off(&self) -> Result<u64> {
+        if self.0.keep_copies {
+            return Ok(0);
+        }
+        let mut tx = self.0.store.begin().await?;
+        let cleared = store::keys::clear_copies(&mut tx).await?;
+        if cleared > 0 {
+            audit::record(
+                &mut tx,
+                &By::system(),
+                NewEvent {
+                    action: "api_key.copies_cleared",
+                    agent_id: None,
+                    target: None,
+                    details: json!({ "count": cleared, "reason": "key_reveal is off" }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
     /// The change counter's value the cache reflects at least.
     pub fn version(&self) -> i64 {
         self.0.version.load(Ordering::Acquire)
@@ -298,6 +345,7 @@ impl Keys {
     /// Loads every key into the cache (at start-up, and after missed changes), dropping cached
     /// keys that storage no longer has. Returns how many keys are stored.
     pub async fn load_all(&self) -> Result<usize> {
+        let started = now_ms();
         let _serialised = self.0.writes.lock().await;
         let mut conn = self.0.store.conn().await?;
         // Read before the keys: every change after this version is caught by the next poll.
@@ -310,6 +358,7 @@ impl Keys {
             self.cache_row(row);
         }
         self.reached(version);
+        self.confirm(started);
         Ok(rows.len())
     }
 
@@ -327,9 +376,10 @@ impl Keys {
         Ok(())
     }
 
-    /// Writes last-used times gathered in memory since the previous flush.
+    /// Writes last-used times gathered in memory since the previous flush; they count as
+    /// written only once the transaction has committed.
     pub async fn flush_last_used(&self) {
-        let uses = self.0.cache.take_unflushed_uses();
+        let uses = self.0.cache.unflushed_uses();
         if uses.is_empty() {
             return;
         }
@@ -339,8 +389,97 @@ impl Keys {
             tx.commit().await
         }
         .await;
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "writing last-used times failed");
+        match result {
+            Ok(()) => self.0.cache.mark_flushed(&uses),
+            Err(err) => tracing::warn!(error = %err, "writing last-used times failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::MasterKeySource,
+        crypto::MasterKey,
+        keys::input::CreateKey,
+        model::{agent::Agent, new_id},
+        validate,
+    };
+
+    async fn service(dir: &std::path::Path) -> (Keys, Store, String) {
+        let url = format!("sqlite://{}", dir.join("k.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let master = MasterKey::load(&MasterKeySource::Inline("44".repeat(32))).unwrap();
+        let keys = Keys::new(
+            store.clone(),
+            KeySecrets::new(&master),
+            true,
+            Duration::from_secs(5),
+        );
+        let agent = Agent {
+            id: new_id("agt"),
+            name: "a".into(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let mut tx = store.begin().await.unwrap();
+        store::agents::insert(&mut tx, &agent).await.unwrap();
+        tx.commit().await.unwrap();
+        (keys, store, agent.id)
+    }
+
+    fn changes() -> KeyChanges {
+        let body = serde_json::json!({ "name": "k" });
+        validate::parse::<CreateKey>(body.as_object().unwrap())
+            .unwrap()
+            .0
+    }
+
+    /// A request dropped at any moment (a client hanging up) never leaves storage and this
+    /// node's cache disagreeing about a key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_request_never_splits_storage_and_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, store, agent) = service(dir.path()).await;
+        for round in 0..60u64 {
+            let key = keys
+                .create(&By::system(), &agent, None, changes())
+                .await
+                .unwrap();
+            let by = By::system();
+            let deleting = keys.delete(&by, &agent, &key.id);
+            let _ = tokio::time::timeout(Duration::from_micros(round * 40), deleting).await;
+            // Let a commit that is still running finish.
+            let _ = keys.begin_change().await.unwrap();
+            let mut conn = store.conn().await.unwrap();
+            let stored = store::keys::find(&mut conn, &key.id).await.unwrap();
+            assert_eq!(
+                stored.is_some(),
+                keys.cache().get(&key.id).is_some(),
+                "round {round}: storage and cache disagree"
+            );
+        }
+    }
+
+    /// An update of a key that is gone (deleted by another node between read and write)
+    /// writes nothing and reports it gone.
+    #[tokio::test]
+    async fn updating_a_deleted_key_reports_it_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, store, agent) = service(dir.path()).await;
+        let key = keys
+            .create(&By::system(), &agent, None, changes())
+            .await
+            .unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let mut row = store::keys::get(&mut conn, &agent, &key.id).await.unwrap();
+        store::keys::delete(&mut conn, &key.id).await.unwrap();
+        row.name = "renamed".into();
+        assert!(matches!(
+            store::keys::update(&mut conn, &row).await,
+            Err(StoreError::NotFound)
+        ));
     }
 }

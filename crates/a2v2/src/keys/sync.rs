@@ -24,8 +24,9 @@ use std::{
 use super::Keys;
 use crate::{
     error::Result,
+    model::now_ms,
     store::{
-        self, Store,
+        self, Store, StoreError,
         key_changes::{Listener, SideConnection},
     },
 };
@@ -35,6 +36,10 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// More logged changes than this since the last poll: reload every key instead.
 const MAX_INCREMENTAL: i64 = 1000;
+
+/// A listener with no notification for this long checks that its connection is alive.
+const LISTEN_IDLE: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a server must do to catch up from version `seen` to `current`.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,14 +80,19 @@ pub fn plan(seen: i64, current: i64, logged: &[(i64, String)]) -> CatchUp {
     )
 }
 
-/// Applies other processes' key changes to this server's cache, for as long as it runs.
+/// Applies other processes' key changes to this server's cache, for as long as it runs, and
+/// confirms the cache current after every poll that got through. A poll that fails or takes
+/// longer than half the lease drops its connection: a connection lost silently (no error,
+/// no close, as after a NAT or conntrack drop) cannot hold the node up.
 pub async fn poll(keys: Keys, store: Store) {
+    let budget = (keys.lease() / 2).max(POLL_EVERY);
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<SideConnection> = None;
     loop {
         tick.tick().await;
-        let result = async {
+        let started = now_ms();
+        let result = tokio::time::timeout(budget, async {
             if conn.is_none() {
                 conn = Some(store.side_connection().await?);
             }
@@ -90,12 +100,23 @@ pub async fn poll(keys: Keys, store: Store) {
                 Some(conn) => catch_up(&keys, conn).await,
                 None => Ok(()),
             }
-        }
+        })
         .await;
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "checking for key changes failed; retrying");
-            if let Some(old) = conn.take() {
-                old.close().await;
+        match result {
+            Ok(Ok(())) => keys.confirm(started),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "checking for key changes failed; retrying");
+                if let Some(old) = conn.take() {
+                    old.close().await;
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "checking for key changes timed out; reconnecting"
+                );
+                // A connection stuck on a dead link would hang on a polite close too.
+                drop(conn.take());
             }
         }
     }
@@ -159,7 +180,18 @@ async fn listen(keys: &Keys, mut listener: Listener) -> Result<()> {
     // Anything that changed while we were not listening.
     keys.load_all().await?;
     loop {
-        match listener.recv().await? {
+        let next = match tokio::time::timeout(LISTEN_IDLE, listener.recv()).await {
+            Ok(next) => next?,
+            Err(_) => {
+                // Quiet for a while: make sure the connection is still alive, since a silently
+                // dropped one would wait here forever.
+                tokio::time::timeout(PING_TIMEOUT, listener.ping())
+                    .await
+                    .map_err(|_| StoreError::Timeout)??;
+                continue;
+            }
+        };
+        match next {
             Some(key_id) => keys.refresh(&BTreeSet::from([key_id])).await?,
             // The connection dropped and was re-established: notifications sent meanwhile
             // are lost, so reload everything.

@@ -26,19 +26,41 @@ pub fn password_error(password: &str) -> Option<String> {
     None
 }
 
-/// Argon2id needs about 19 MiB and tens of milliseconds per call: at most this many run at
-/// once, so a flood of sign-ins queues instead of exhausting memory.
-fn argon2_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| {
+/// Who an Argon2 computation is for. Each kind has its own slots: at most this many run at
+/// once (each needs about 19 MiB), and unauthenticated traffic — sign-ins, setup, invites —
+/// cannot queue out the work of signed-in admins, nor the reverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Argon2Pool {
+    /// Requests without a session: sign-in, setup, accepting an invite.
+    Public,
+    /// Signed-in admins and the command line.
+    Members,
+}
+
+fn slots(pool: Argon2Pool) -> &'static tokio::sync::Semaphore {
+    static PUBLIC: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    static MEMBERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let cell = match pool {
+        Argon2Pool::Public => &PUBLIC,
+        Argon2Pool::Members => &MEMBERS,
+    };
+    cell.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         tokio::sync::Semaphore::new(cores * 2)
     })
 }
 
+/// Argon2 computations since start, for `/metrics`.
+pub fn argon2_runs() -> u64 {
+    ARGON2_RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static ARGON2_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Argon2id hash; run it off the async threads, it is deliberately slow.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    let _slot = argon2_slots().acquire().await?;
+pub async fn hash_password(password: String, pool: Argon2Pool) -> anyhow::Result<String> {
+    let _slot = slots(pool).acquire().await?;
+    ARGON2_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -52,9 +74,10 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 /// Verifies `password` against `hash`; with no hash, spends the same time and fails, so that
 /// unknown emails cannot be told apart by timing.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    let Ok(_slot) = argon2_slots().acquire().await else {
+    let Ok(_slot) = slots(Argon2Pool::Public).acquire().await else {
         return false;
     };
+    ARGON2_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match hash {
             Some(hash) => (hash, true),

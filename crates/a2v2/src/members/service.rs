@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{
+    Argon2Pool,
     input::{AcceptInvite, CreateMember, DEFAULT_WORKSPACE_NAME, MemberPatch},
     rules::{self, Change},
     sessions::{self, NewSession},
@@ -72,7 +73,11 @@ pub async fn create(
     // Refuse before spending a password hash on a request that cannot succeed.
     acting.authorize(Change::Create { role: input.role })?;
     let invite = input.password.is_none();
-    let password_hash = super::hash_password(input.password.unwrap_or_else(random_token)).await?;
+    let password_hash = super::hash_password(
+        input.password.unwrap_or_else(random_token),
+        Argon2Pool::Members,
+    )
+    .await?;
     let mut tx = store.begin().await?;
     let member = insert(
         &mut tx,
@@ -156,7 +161,7 @@ pub async fn update(
     keep_session: Option<&str>,
 ) -> Result<Member> {
     let password_hash = match patch.password {
-        Some(password) => Some(super::hash_password(password).await?),
+        Some(password) => Some(super::hash_password(password, Argon2Pool::Members).await?),
         None => None,
     };
     let mut tx = store.begin().await?;
@@ -192,6 +197,14 @@ pub async fn update(
         let ended = store::sessions::end_for_member(&mut tx, &member.id, keep_session).await?;
         details.insert("password_reset".into(), json!(true));
         details.insert("sessions_ended".into(), json!(ended));
+    }
+    if !details.is_empty() {
+        // An invite was issued for the member as they were: a new role or password voids it,
+        // so it cannot be used to take over what the member has become.
+        let voided = store::invites::delete_for_member(&mut tx, &member.id).await?;
+        if voided > 0 {
+            details.insert("invites_voided".into(), json!(voided));
+        }
     }
     if !details.is_empty() {
         audit::record(
@@ -249,10 +262,10 @@ pub async fn accept_invite(
     input: AcceptInvite,
 ) -> Result<NewSession> {
     let ip = origin.ip.clone().unwrap_or_default();
-    if let Err(retry_after) = throttle.attempt(None, &ip, now_ms()) {
-        return Err(DomainError::RateLimited { retry_after });
-    }
-    let password_hash = super::hash_password(input.password).await?;
+    let attempt = throttle
+        .attempt(None, &ip, now_ms())
+        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+    let password_hash = super::hash_password(input.password, Argon2Pool::Public).await?;
     let mut tx = store.begin().await?;
     let member_id = store::invites::take(&mut tx, &invite_hash(secrets, &input.token), now_ms())
         .await?
@@ -276,7 +289,7 @@ pub async fn accept_invite(
     .await?;
     let session = sessions::start(&mut tx, secrets, &member, origin).await?;
     tx.commit().await?;
-    throttle.succeeded(None, &ip);
+    attempt.succeeded();
     Ok(session)
 }
 
@@ -289,7 +302,7 @@ pub async fn add_from_cli(
     role: Role,
     password: String,
 ) -> Result<Member> {
-    let password_hash = super::hash_password(password).await?;
+    let password_hash = super::hash_password(password, Argon2Pool::Members).await?;
     let acting = Acting {
         by: By::system(),
         role: None,

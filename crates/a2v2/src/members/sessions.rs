@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{
+    Argon2Pool,
     input::{Setup, SignIn},
     throttle::SignInThrottle,
 };
@@ -48,14 +49,20 @@ pub async fn setup_needed(store: &Store) -> Result<bool> {
 pub async fn setup(
     store: &Store,
     secrets: &KeySecrets,
+    throttle: &SignInThrottle,
     origin: &Origin,
     input: Setup,
 ) -> Result<NewSession> {
-    // Checked before the deliberately slow password hash, and again in the transaction.
+    // Unauthenticated and followed by deliberately slow work: throttled like sign-ins.
+    let ip = origin.ip.clone().unwrap_or_default();
+    let attempt = throttle
+        .attempt(None, &ip, now_ms())
+        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+    // Checked before the password hash, and again in the transaction.
     if !setup_needed(store).await? {
         return Err(DomainError::AlreadySetUp);
     }
-    let password_hash = super::hash_password(input.password).await?;
+    let password_hash = super::hash_password(input.password, Argon2Pool::Public).await?;
     let now = now_ms();
     let member = Member {
         id: new_id("mem"),
@@ -90,6 +97,7 @@ pub async fn setup(
     .await?;
     let session = start(&mut tx, secrets, &member, origin).await?;
     tx.commit().await?;
+    attempt.succeeded();
     Ok(session)
 }
 
@@ -149,9 +157,9 @@ pub async fn sign_in(
     // (and stays out of storage queries, where PostgreSQL would refuse a NUL byte).
     let plausible = email_error(&email).is_none();
     let throttled_email = plausible.then_some(email.as_str());
-    if let Err(retry_after) = throttle.attempt(throttled_email, &ip, now_ms()) {
-        return Err(DomainError::RateLimited { retry_after });
-    }
+    let attempt = throttle
+        .attempt(throttled_email, &ip, now_ms())
+        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
     let found = if plausible {
         let mut conn = store.conn().await?;
         store::members::find_by_email(&mut conn, &email).await?
@@ -166,7 +174,7 @@ pub async fn sign_in(
     let mut tx = store.begin().await?;
     match member.filter(|_| password_ok) {
         Some(member) => {
-            throttle.succeeded(throttled_email, &ip);
+            attempt.succeeded();
             let session = start(&mut tx, secrets, &member, origin).await?;
             tx.commit().await?;
             Ok(session)
@@ -223,4 +231,13 @@ pub async fn sign_out(store: &Store, token_hash: &str) -> Result<()> {
     let mut conn = store.conn().await?;
     store::sessions::delete(&mut conn, token_hash).await?;
     Ok(())
+}
+
+/// Deletes expired sessions and invites; returns how many of each.
+pub async fn purge_expired(store: &Store) -> Result<(u64, u64)> {
+    let mut conn = store.conn().await?;
+    let now = now_ms();
+    let sessions = store::sessions::delete_expired(&mut conn, now).await?;
+    let invites = store::invites::delete_expired(&mut conn, now).await?;
+    Ok((sessions, invites))
 }

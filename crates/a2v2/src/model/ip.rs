@@ -8,12 +8,27 @@ use serde_json::Value;
 pub const MAX_ENTRIES: usize = 100;
 
 /// One entry: an address becomes a host network, a CIDR with host bits becomes its network.
+/// IPv4-mapped IPv6 entries (`::ffff:1.2.3.4`, `::ffff:10.0.0.0/104`) become the IPv4 they
+/// stand for, since clients are matched by their IPv4 address.
 pub fn parse_entry(entry: &str) -> Option<IpNet> {
     let entry = entry.trim();
-    if let Ok(net) = entry.parse::<IpNet>() {
-        return Some(net.trunc());
+    let net = match entry.parse::<IpNet>() {
+        Ok(net) => net.trunc(),
+        Err(_) => IpNet::from(entry.parse::<IpAddr>().ok()?),
+    };
+    Some(canonical(net))
+}
+
+fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|n| IpNet::V4(n.trunc()))
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     }
-    entry.parse::<IpAddr>().map(IpNet::from).ok()
 }
 
 /// The list as sent: a JSON array of strings, one comma-separated string, or null.
@@ -137,6 +152,19 @@ mod tests {
             .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
             .collect();
         assert!(shown(json!(many)).unwrap_err().contains("at most 100"));
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_are_ipv4() {
+        assert_eq!(shown(json!(["::ffff:1.2.3.4"])).unwrap(), ["1.2.3.4"]);
+        assert_eq!(
+            shown(json!(["::ffff:10.1.2.3/104", "10.0.0.0/8"])).unwrap(),
+            ["10.0.0.0/8"]
+        );
+        let nets = parse_list(&json!(["::ffff:1.2.3.4"])).unwrap();
+        assert!(allows(&nets, "1.2.3.4".parse().unwrap()));
+        assert!(allows(&nets, "::ffff:1.2.3.4".parse().unwrap()));
+        assert_eq!(shown(json!(["::ffff:0:0/96"])).unwrap(), ["0.0.0.0/0"]);
     }
 
     #[test]

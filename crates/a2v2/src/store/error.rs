@@ -19,6 +19,9 @@ pub enum StoreError {
     /// The database cannot be reached or cannot take writes right now; retrying later may work.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database did not answer in time.
+    #[error("the database did not answer in time")]
+    Timeout,
     #[error(transparent)]
     Other(sqlx::Error),
 }

@@ -50,3 +50,21 @@ pub async fn take(
     }
     Ok(Some(row.try_get("member_id")?))
 }
+
+/// Voids the member's pending invites; returns how many.
+pub async fn delete_for_member(db: &mut impl Db, member_id: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM member_invites WHERE member_id = $1")
+        .bind(member_id)
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes expired invites; returns how many.
+pub async fn delete_expired(db: &mut impl Db, now: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM member_invites WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected())
+}

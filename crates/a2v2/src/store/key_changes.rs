@@ -111,6 +111,12 @@ impl SideConnection {
 pub struct Listener(PgListener);
 
 impl Listener {
+    /// A round trip on the listening connection.
+    pub async fn ping(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&mut self.0).await?;
+        Ok(())
+    }
+
     /// The next changed key id; `None` when the connection dropped and was re-established,
     /// so that notifications sent meanwhile are lost.
     pub async fn recv(&mut self) -> Result<Option<String>, StoreError> {

@@ -89,6 +89,16 @@ pub async fn any_sealed(db: &mut impl Db) -> Result<Option<(String, String)>, St
         .transpose()?)
 }
 
+/// Deletes every stored key copy; returns how many there were.
+pub async fn clear_copies(db: &mut impl Db) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET secret_ciphertext = NULL WHERE secret_ciphertext IS NOT NULL",
+    )
+    .execute(db.raw())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Inserts a key; `Conflict(ForeignKey)` when its agent is gone.
 pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     sqlx::query(

@@ -39,10 +39,18 @@ use sqlx::{
 
 pub use error::{Constraint, StoreError};
 
+/// How long a request waits for a pooled connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bounds on every PostgreSQL session, so that no statement, lock wait or forgotten
+/// transaction can hold a request (or a row) indefinitely.
+const POSTGRES_SESSION_LIMITS: &str = "SET statement_timeout = '30s'; SET lock_timeout = '10s'; \
+     SET idle_in_transaction_session_timeout = '60s';";
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
-use sealed::Backend;
+use sealed::{Backend, Raw as _};
 
 #[derive(Clone)]
 pub struct Store {
@@ -140,6 +148,7 @@ impl Store {
             native.close().await;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .before_acquire(move |_, _| {
                     counter.fetch_add(1, Ordering::Relaxed);
                     Box::pin(std::future::ready(Ok(true)))
@@ -171,7 +180,14 @@ impl Store {
                     counter.fetch_add(1, Ordering::Relaxed);
                     Box::pin(std::future::ready(Ok(true)))
                 })
-                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute(POSTGRES_SESSION_LIMITS).await?;
+                        Ok(())
+                    })
+                })
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await
                 .context("connecting to PostgreSQL")?;
@@ -201,15 +217,22 @@ impl Store {
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`):
     /// a deferred transaction that reads first fails at once with "database is locked" when
     /// another connection commits before its first write, whatever the busy timeout.
+    ///
+    /// `BEGIN` runs in a task of its own: if the caller is dropped while it runs (a client
+    /// hanging up), the task still receives the transaction and drops it, which rolls it
+    /// back. Otherwise the connection would go back to the pool inside an open transaction,
+    /// holding SQLite's write lock until something happened to use it again.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }?;
-        Ok(Tx {
-            inner,
-            backend: self.backend,
+        let (pool, backend) = (self.pool.clone(), self.backend);
+        let inner = tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
         })
+        .await
+        .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))??;
+        Ok(Tx { inner, backend })
     }
 
     /// A connection for reads outside a transaction.
@@ -223,6 +246,16 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Commits a write that changes nothing, to find out whether storage takes writes: a
+    /// full disk, a read-only file or a demoted PostgreSQL primary fail here.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE key_version SET version = version WHERE id = 1")
+            .execute(tx.raw())
+            .await?;
+        tx.commit().await
     }
 
     /// True when other processes may write the same database at the same time (PostgreSQL,
@@ -247,7 +280,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use sealed::Raw as _;
 
     fn versions(dir: &str) -> BTreeSet<String> {
         std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))

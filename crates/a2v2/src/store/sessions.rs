@@ -76,3 +76,12 @@ pub async fn end_for_member(
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes expired sessions; returns how many.
+pub async fn delete_expired(db: &mut impl Db, now: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected())
+}

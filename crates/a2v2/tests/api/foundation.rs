@@ -526,8 +526,9 @@ async fn parallel_wrong_sign_ins_cannot_pass_the_limit() {
     let statuses = attempts.join_all().await;
     let wrong = statuses.iter().filter(|s| **s == 401).count();
     let throttled = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(wrong, 10, "{statuses:?}");
-    assert_eq!(throttled, 30, "{statuses:?}");
+    // Beyond the limit, and beyond a client's attempts in flight, the answer is 429 at once.
+    assert!(wrong <= 10, "{statuses:?}");
+    assert_eq!(wrong + throttled, 40, "{statuses:?}");
 }
 
 #[tokio::test]

@@ -121,23 +121,40 @@ impl Server {
 
     /// Another node of the same deployment: same database and master key, own data dir.
     pub fn second_node(&self) -> Self {
+        self.node_via(&self.database_url, &[])
+    }
+
+    /// Another node of the same deployment reaching the database at `database_url` (for
+    /// example through a fault-injection proxy), with extra arguments.
+    pub fn node_via(&self, database_url: &str, args: &[&str]) -> Self {
         let master = self.dir.path().join("master.key");
+        let mut all_args = vec![
+            "--database".to_owned(),
+            database_url.to_owned(),
+            "--master-key-file".to_owned(),
+            master.display().to_string(),
+        ];
+        all_args.extend(args.iter().map(|arg| arg.to_string()));
         let mut node = Self {
             url: String::new(),
-            database_url: self.database_url.clone(),
+            database_url: database_url.to_owned(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
-            args: vec![
-                "--database".into(),
-                self.database_url.clone(),
-                "--master-key-file".into(),
-                master.display().to_string(),
-            ],
+            args: all_args,
             envs: self.envs.clone(),
             logs: Arc::new(Mutex::new(String::new())),
         };
         node.launch(None);
         node
+    }
+
+    /// Sets `flag` to `value` for the next (re)start, replacing an earlier value.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        if let Some(at) = self.args.iter().position(|arg| arg == flag) {
+            self.args.drain(at..=at + 1);
+        }
+        self.args.push(flag.to_owned());
+        self.args.push(value.to_owned());
     }
 
     pub fn on_postgres(&self) -> bool {

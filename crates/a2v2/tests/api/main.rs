@@ -6,7 +6,9 @@
 mod audit;
 mod contacts;
 mod foundation;
+mod hardening;
 mod harness;
 mod keys;
 mod keys_cli;
 mod members;
+mod netfault;

@@ -96,6 +96,13 @@ pub async fn guard(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let now = now_ms();
+    // Fail closed: a node that cannot confirm its keys are current may be missing a
+    // revocation made elsewhere.
+    if !state.keys.is_current(now) {
+        state.metrics.lease_expired.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::Unavailable { retry_after: 1 });
+    }
     let headers = request.headers();
     let client = client_ip::resolve(peer.ip(), headers, &state.config.trusted_proxies);
     let user_agent = headers
@@ -113,7 +120,6 @@ pub async fn guard(
             required_permission: permission.map(Permission::name),
         });
     };
-    let now = now_ms();
     let metrics = &state.metrics;
     let cache = state.keys.cache();
     let key = match access::authorize(cache, presented_key(headers), client, required, now) {

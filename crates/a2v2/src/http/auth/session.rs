@@ -25,6 +25,13 @@ use crate::{
 };
 
 pub const COOKIE: &str = "a2v2_session";
+/// The cookie's name when served over https: the `__Host-` prefix makes browsers refuse it
+/// unless it is `Secure`, host-only and for `/`, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-a2v2_session";
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,30 +108,40 @@ impl FromRequestParts<AppState> for RequestOrigin {
     }
 }
 
-fn session_token(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// The session token, if exactly one session cookie was sent: with two, one may have been
+/// planted, and neither is trusted.
+fn session_token(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    let name = cookie_name(secure);
+    let mut tokens = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE).then_some(value)
-        })
+        .filter_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        });
+    let token = tokens.next()?;
+    tokens.next().is_none().then_some(token)
 }
 
 /// The `Set-Cookie` value that starts a session.
 pub fn session_cookie(token: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        cookie_name(secure),
         SESSION_TTL_MS / 1000,
         if secure { "; Secure" } else { "" }
     )
 }
 
 /// The `Set-Cookie` value that ends a session.
-pub fn expired_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn expired_cookie(secure: bool) -> String {
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// What the guard of one route knows: the state and who may call the route.
@@ -147,7 +164,8 @@ pub async fn guard(
         Access::AtLeast(role) => role,
     };
     let headers = request.headers();
-    let token = session_token(headers).ok_or(ApiError::Unauthenticated)?;
+    let token =
+        session_token(headers, state.config.secure_cookies).ok_or(ApiError::Unauthenticated)?;
     let session = sessions::authenticate(&state.store, state.keys.secrets(), token)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
@@ -179,4 +197,38 @@ pub async fn guard(
     let origin = origin_of(&state, peer, headers);
     request.extensions_mut().insert(Caller { session, origin });
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cookies(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn exactly_one_session_cookie_is_trusted() {
+        let one = with_cookies(&["theme=dark; a2v2_session=abc"]);
+        assert_eq!(session_token(&one, false), Some("abc"));
+        let two = with_cookies(&["a2v2_session=abc", "a2v2_session=evil"]);
+        assert_eq!(session_token(&two, false), None);
+        let same_header = with_cookies(&["a2v2_session=evil; a2v2_session=abc"]);
+        assert_eq!(session_token(&same_header, false), None);
+    }
+
+    #[test]
+    fn over_https_only_the_host_prefixed_cookie_counts() {
+        let plain = with_cookies(&["a2v2_session=abc"]);
+        assert_eq!(session_token(&plain, true), None);
+        let secure = with_cookies(&["__Host-a2v2_session=abc"]);
+        assert_eq!(session_token(&secure, true), Some("abc"));
+        let cookie = session_cookie("t", true);
+        assert!(cookie.starts_with("__Host-a2v2_session=t; Path=/;"));
+        assert!(cookie.ends_with("; Secure") && !cookie.contains("Domain"));
+    }
 }
