@@ -112,7 +112,9 @@ async fn housekeeping(state: AppState) {
     let mut rounds = 0u64;
     loop {
         tick.tick().await;
-        state.throttle.prune(now_ms());
+        if let Err(err) = state.throttle.prune(&state.store, now_ms()).await {
+            tracing::warn!(error = %err, "pruning the sign-in throttle failed");
+        }
         if rounds.is_multiple_of(60) {
             match members::sessions::purge_expired(&state.store).await {
                 Ok((0, 0)) => {}

@@ -262,9 +262,7 @@ pub async fn accept_invite(
     input: AcceptInvite,
 ) -> Result<NewSession> {
     let ip = origin.ip.clone().unwrap_or_default();
-    let attempt = throttle
-        .attempt(None, &ip, now_ms())
-        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+    let attempt = throttle.attempt(store, None, &ip, now_ms()).await?;
     let password_hash = super::hash_password(input.password, Argon2Pool::Public).await?;
     let mut tx = store.begin().await?;
     let member_id = store::invites::take(&mut tx, &invite_hash(secrets, &input.token), now_ms())
@@ -289,7 +287,7 @@ pub async fn accept_invite(
     .await?;
     let session = sessions::start(&mut tx, secrets, &member, origin).await?;
     tx.commit().await?;
-    attempt.succeeded();
+    attempt.succeeded().await?;
     Ok(session)
 }
 

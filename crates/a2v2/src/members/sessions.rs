@@ -55,9 +55,7 @@ pub async fn setup(
 ) -> Result<NewSession> {
     // Unauthenticated and followed by deliberately slow work: throttled like sign-ins.
     let ip = origin.ip.clone().unwrap_or_default();
-    let attempt = throttle
-        .attempt(None, &ip, now_ms())
-        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+    let attempt = throttle.attempt(store, None, &ip, now_ms()).await?;
     // Checked before the password hash, and again in the transaction.
     if !setup_needed(store).await? {
         return Err(DomainError::AlreadySetUp);
@@ -97,7 +95,7 @@ pub async fn setup(
     .await?;
     let session = start(&mut tx, secrets, &member, origin).await?;
     tx.commit().await?;
-    attempt.succeeded();
+    attempt.succeeded().await?;
     Ok(session)
 }
 
@@ -158,8 +156,8 @@ pub async fn sign_in(
     let plausible = email_error(&email).is_none();
     let throttled_email = plausible.then_some(email.as_str());
     let attempt = throttle
-        .attempt(throttled_email, &ip, now_ms())
-        .map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+        .attempt(store, throttled_email, &ip, now_ms())
+        .await?;
     let found = if plausible {
         let mut conn = store.conn().await?;
         store::members::find_by_email(&mut conn, &email).await?
@@ -171,43 +169,40 @@ pub async fn sign_in(
         None => (None, None),
     };
     let password_ok = super::verify_password(input.password, hash).await;
-    let mut tx = store.begin().await?;
-    match member.filter(|_| password_ok) {
-        Some(member) => {
-            attempt.succeeded();
-            let session = start(&mut tx, secrets, &member, origin).await?;
-            tx.commit().await?;
-            Ok(session)
-        }
-        None => {
-            let label: String = email
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(100)
-                .collect();
-            let by = By {
-                actor: Actor {
-                    kind: "member".into(),
-                    id: None,
-                    label: Some(label),
-                },
-                origin: origin.clone(),
-            };
-            audit::record(
-                &mut tx,
-                &by,
-                NewEvent {
-                    action: "session.failed",
-                    agent_id: None,
-                    target: None,
-                    details: json!({ "reason": "invalid_credentials" }),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Err(DomainError::InvalidCredentials)
-        }
+    if let Some(member) = member.filter(|_| password_ok) {
+        attempt.succeeded().await?;
+        let mut tx = store.begin().await?;
+        let session = start(&mut tx, secrets, &member, origin).await?;
+        tx.commit().await?;
+        return Ok(session);
     }
+    let label: String = email
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    let by = By {
+        actor: Actor {
+            kind: "member".into(),
+            id: None,
+            label: Some(label),
+        },
+        origin: origin.clone(),
+    };
+    let mut tx = store.begin().await?;
+    audit::record(
+        &mut tx,
+        &by,
+        NewEvent {
+            action: "session.failed",
+            agent_id: None,
+            target: None,
+            details: json!({ "reason": "invalid_credentials" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Err(DomainError::InvalidCredentials)
 }
 
 /// The live session of `token`, if there is one.

@@ -2,146 +2,134 @@
 //! client within 15 minutes, further attempts are refused until the oldest failure leaves the
 //! window.
 //!
-//! - An attempt is counted before the password is checked (and taken back when it succeeds),
-//!   in one step under one lock, so parallel requests cannot slip past the limit while Argon2
-//!   runs.
+//! - The counts live in the database, so every node of a deployment sees the same failures
+//!   and a restart forgets none. An attempt is counted before the password is checked (and
+//!   taken back when it succeeds), in one transaction that checks and counts together, with
+//!   the subjects locked on PostgreSQL: parallel requests, on any nodes, cannot slip past the
+//!   limit while Argon2 runs.
 //! - A client is its IPv4 address or its IPv6 /64: one host controls a whole /64, so counting
 //!   single IPv6 addresses would give it unlimited budgets.
-//! - Each client may have at most [`MAX_IN_FLIGHT`] attempts running at once: a flood from one
-//!   source cannot fill the Argon2 queue in front of everyone else.
-//! - At most [`MAX_SUBJECTS`] emails and clients are tracked; expired entries are pruned on a
-//!   timer, and when the map is still full the entry with the oldest last failure makes room.
+//! - Each client may have at most [`MAX_IN_FLIGHT`] attempts running at once on a node: a
+//!   flood from one source cannot fill the Argon2 queue in front of everyone else. This part
+//!   is per node and in memory; it bounds concurrency, not counts.
+//! - Failures that left the window are pruned every minute.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    net::IpAddr,
-    sync::Mutex,
+use std::{collections::HashMap, net::IpAddr, sync::Mutex};
+
+use crate::{
+    error::{DomainError, Result},
+    store::{self, Store, throttle::Attempted},
 };
 
-const WINDOW_MS: i64 = 15 * 60 * 1000;
-const MAX_FAILURES: usize = 10;
-pub const MAX_SUBJECTS: usize = 100_000;
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+pub const MAX_FAILURES: i64 = 10;
 pub const MAX_IN_FLIGHT: usize = 2;
 
 #[derive(Default)]
-struct State {
-    failures: HashMap<String, VecDeque<i64>>,
-    in_flight: HashMap<String, usize>,
-}
-
-#[derive(Default)]
 pub struct SignInThrottle {
-    state: Mutex<State>,
+    in_flight: Mutex<HashMap<String, usize>>,
 }
 
 /// A counted attempt; while it lives, it holds one of its client's in-flight places.
 pub struct Attempt<'a> {
     throttle: &'a SignInThrottle,
+    store: &'a Store,
     email: Option<String>,
     client: String,
+    /// The counted rows: the email's (when given) and the client's, in that order.
+    counted: Vec<String>,
 }
 
 impl Attempt<'_> {
-    /// Takes the attempt back: the email starts afresh, the client loses one count.
-    pub fn succeeded(self) {
-        let mut state = self.throttle.lock();
+    /// Takes the attempt back: the email starts afresh, the client loses this count.
+    pub async fn succeeded(self) -> Result<()> {
+        let mut tx = self.store.begin().await?;
         if let Some(email) = &self.email {
-            state.failures.remove(email);
+            store::throttle::clear(&mut tx, email).await?;
         }
-        if let Some(times) = state.failures.get_mut(&self.client) {
-            times.pop_back();
-        }
+        let ids: Vec<&str> = self.counted.iter().map(String::as_str).collect();
+        store::throttle::forget(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        let mut state = self.throttle.lock();
-        if let Some(count) = state.in_flight.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                state.in_flight.remove(&self.client);
-            }
-        }
+        self.throttle.leave(&self.client);
     }
 }
 
 impl SignInThrottle {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn places(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         // A panic while holding the lock leaves counts that are still valid numbers.
-        self.state
+        self.in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts an attempt for the email (when given) and the client; `Err(seconds)` when either
-    /// is blocked or the client has too many attempts running, in which case nothing is
-    /// counted.
-    pub fn attempt(&self, email: Option<&str>, ip: &str, now_ms: i64) -> Result<Attempt<'_>, u64> {
+    fn leave(&self, client: &str) {
+        let mut places = self.places();
+        if let Some(count) = places.get_mut(client) {
+            *count -= 1;
+            if *count == 0 {
+                places.remove(client);
+            }
+        }
+    }
+
+    /// Counts an attempt for the email (when given) and the client. `RateLimited` when either
+    /// is at its limit or the client has too many attempts running; nothing is counted then.
+    pub async fn attempt<'a>(
+        &'a self,
+        store: &'a Store,
+        email: Option<&str>,
+        ip: &str,
+        now_ms: i64,
+    ) -> Result<Attempt<'a>> {
         let email = email.map(email_subject);
         let client = client_subject(ip);
-        let mut state = self.lock();
-        if state.in_flight.get(&client).copied().unwrap_or(0) >= MAX_IN_FLIGHT {
-            return Err(1);
-        }
-        let wait = email
-            .iter()
-            .chain([&client])
-            .filter_map(|subject| {
-                let times = state.failures.get_mut(subject)?;
-                times.retain(|at| now_ms - at < WINDOW_MS);
-                (times.len() >= MAX_FAILURES).then(|| {
-                    times
-                        .front()
-                        .map_or(0, |oldest| oldest + WINDOW_MS - now_ms)
-                })
-            })
-            .max();
-        if let Some(ms) = wait {
-            return Err(u64::try_from(ms.max(1000) / 1000).unwrap_or(1));
-        }
-        for subject in email.iter().chain([&client]) {
-            if !state.failures.contains_key(subject) && state.failures.len() >= MAX_SUBJECTS {
-                make_room(&mut state.failures);
+        {
+            let mut places = self.places();
+            let place = places.entry(client.clone()).or_default();
+            if *place >= MAX_IN_FLIGHT {
+                return Err(DomainError::RateLimited { retry_after: 1 });
             }
-            let times = state.failures.entry(subject.clone()).or_default();
-            times.push_back(now_ms);
-            while times.len() > MAX_FAILURES {
-                times.pop_front();
-            }
+            *place += 1;
         }
-        *state.in_flight.entry(client.clone()).or_default() += 1;
-        Ok(Attempt {
+        // From here on, dropping `attempt` gives the place back, also on an error.
+        let mut attempt = Attempt {
             throttle: self,
+            store,
             email,
             client,
-        })
+            counted: Vec::new(),
+        };
+        let subjects: Vec<&str> = attempt
+            .email
+            .iter()
+            .chain([&attempt.client])
+            .map(String::as_str)
+            .collect();
+        let mut tx = store.begin().await?;
+        let attempted =
+            store::throttle::attempt(&mut tx, &subjects, now_ms, WINDOW_MS, MAX_FAILURES).await?;
+        tx.commit().await?;
+        match attempted {
+            Attempted::Counted { ids } => {
+                attempt.counted = ids;
+                Ok(attempt)
+            }
+            Attempted::Blocked { wait_ms } => Err(DomainError::RateLimited {
+                retry_after: u64::try_from(wait_ms.max(1000) / 1000).unwrap_or(1),
+            }),
+        }
     }
 
-    /// Drops entries whose failures have all left the window; run periodically.
-    pub fn prune(&self, now_ms: i64) {
-        self.lock()
-            .failures
-            .retain(|_, times| times.back().is_some_and(|last| now_ms - last < WINDOW_MS));
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().failures.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Evicts the entry whose last failure is oldest.
-fn make_room(failures: &mut HashMap<String, VecDeque<i64>>) {
-    let oldest = failures
-        .iter()
-        .min_by_key(|(_, times)| times.back().copied().unwrap_or(i64::MIN))
-        .map(|(subject, _)| subject.clone());
-    if let Some(subject) = oldest {
-        failures.remove(&subject);
+    /// Deletes failures that left the window; run periodically.
+    pub async fn prune(&self, store: &Store, now_ms: i64) -> Result<u64> {
+        let mut conn = store.conn().await?;
+        Ok(store::throttle::prune(&mut conn, now_ms - WINDOW_MS).await?)
     }
 }
 
@@ -168,92 +156,139 @@ fn client_subject(ip: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn blocks_after_ten_failures_until_the_window_passes() {
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    fn retry_after(result: Result<Attempt<'_>>) -> Option<u64> {
+        match result {
+            Err(DomainError::RateLimited { retry_after }) => Some(retry_after),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_after_ten_failures_until_the_window_passes() {
+        let (_dir, store) = store().await;
         let throttle = SignInThrottle::default();
         for i in 0..10 {
-            assert!(throttle.attempt(Some("a@b.co"), "1.1.1.1", i).is_ok());
+            assert!(
+                throttle
+                    .attempt(&store, Some("a@b.co"), "1.1.1.1", i)
+                    .await
+                    .is_ok()
+            );
         }
-        let wait = throttle
-            .attempt(Some("A@b.co"), "2.2.2.2", 10)
-            .err()
-            .unwrap();
-        assert!(wait > 800 && wait <= 900, "{wait}");
-        assert!(throttle.attempt(Some("other@b.co"), "1.1.1.1", 10).is_err());
-        assert!(throttle.attempt(Some("other@b.co"), "2.2.2.2", 10).is_ok());
+        let wait = retry_after(
+            throttle
+                .attempt(&store, Some("A@b.co"), "2.2.2.2", 10)
+                .await,
+        );
+        assert!(wait.is_some_and(|w| w > 800 && w <= 900), "{wait:?}");
+        let other = throttle
+            .attempt(&store, Some("other@b.co"), "1.1.1.1", 10)
+            .await;
+        assert!(other.is_err(), "the client is at its limit too");
         assert!(
             throttle
-                .attempt(Some("a@b.co"), "3.3.3.3", WINDOW_MS + 10)
+                .attempt(&store, Some("other@b.co"), "2.2.2.2", 10)
+                .await
                 .is_ok()
         );
+        let later = throttle
+            .attempt(&store, Some("a@b.co"), "3.3.3.3", WINDOW_MS + 10)
+            .await;
+        assert!(later.is_ok());
     }
 
-    #[test]
-    fn successes_are_taken_back() {
+    #[tokio::test]
+    async fn successes_are_taken_back() {
+        let (_dir, store) = store().await;
         let throttle = SignInThrottle::default();
         for i in 0..30 {
-            let attempt = throttle.attempt(Some("a@b.co"), "1.1.1.1", i).unwrap();
-            attempt.succeeded();
+            let attempt = throttle
+                .attempt(&store, Some("a@b.co"), "1.1.1.1", i)
+                .await
+                .unwrap();
+            attempt.succeeded().await.unwrap();
         }
-        assert!(throttle.attempt(None, "1.1.1.1", 31).is_ok());
+        assert!(throttle.attempt(&store, None, "1.1.1.1", 31).await.is_ok());
     }
 
-    #[test]
-    fn an_ipv6_client_is_its_64() {
+    #[tokio::test]
+    async fn an_ipv6_client_is_its_64() {
+        let (_dir, store) = store().await;
         let throttle = SignInThrottle::default();
         for i in 0..10 {
             let address = format!("2001:db8:1:2::{:x}", i + 1);
-            assert!(throttle.attempt(None, &address, i).is_ok());
+            assert!(throttle.attempt(&store, None, &address, i).await.is_ok());
         }
-        assert!(throttle.attempt(None, "2001:db8:1:2:ffff::9", 11).is_err());
-        assert!(throttle.attempt(None, "2001:db8:1:3::1", 11).is_ok());
-        assert!(throttle.attempt(None, "::ffff:10.0.0.1", 11).is_ok());
+        let same = throttle
+            .attempt(&store, None, "2001:db8:1:2:ffff::9", 11)
+            .await;
+        assert!(same.is_err());
+        let next = throttle.attempt(&store, None, "2001:db8:1:3::1", 11).await;
+        assert!(next.is_ok());
         assert_eq!(client_subject("::ffff:10.0.0.1"), "ip:10.0.0.1");
     }
 
-    #[test]
-    fn parallel_attempts_never_pass_the_limit() {
-        let throttle = SignInThrottle::default();
-        let passed = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for t in 0..8 {
-                let (throttle, passed) = (&throttle, &passed);
-                scope.spawn(move || {
-                    for i in 0..50 {
-                        // Distinct clients, one email: only the email's limit applies.
-                        let ip = format!("10.0.{t}.{i}");
-                        if throttle.attempt(Some("victim@b.co"), &ip, 0).is_ok() {
-                            passed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(passed.into_inner(), MAX_FAILURES);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_attempts_never_pass_the_limit() {
+        let (_dir, store) = store().await;
+        let throttle = std::sync::Arc::new(SignInThrottle::default());
+        let mut attempts = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (throttle, store) = (std::sync::Arc::clone(&throttle), store.clone());
+            attempts.spawn(async move {
+                // Distinct clients, one email: only the email's limit applies.
+                let ip = format!("10.0.0.{i}");
+                throttle
+                    .attempt(&store, Some("victim@b.co"), &ip, 0)
+                    .await
+                    .is_ok()
+            });
+        }
+        let passed = attempts
+            .join_all()
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(passed, MAX_FAILURES as usize);
     }
 
-    #[test]
-    fn a_client_has_few_attempts_in_flight() {
+    #[tokio::test]
+    async fn a_client_has_few_attempts_in_flight() {
+        let (_dir, store) = store().await;
         let throttle = SignInThrottle::default();
-        let first = throttle.attempt(None, "1.1.1.1", 0).unwrap();
-        let second = throttle.attempt(None, "1.1.1.1", 0).unwrap();
-        assert_eq!(throttle.attempt(None, "1.1.1.1", 0).err(), Some(1));
-        assert!(throttle.attempt(None, "2.2.2.2", 0).is_ok());
+        let first = throttle.attempt(&store, None, "1.1.1.1", 0).await.unwrap();
+        let second = throttle.attempt(&store, None, "1.1.1.1", 0).await.unwrap();
+        assert_eq!(
+            retry_after(throttle.attempt(&store, None, "1.1.1.1", 0).await),
+            Some(1)
+        );
+        assert!(throttle.attempt(&store, None, "2.2.2.2", 0).await.is_ok());
         drop(first);
-        assert!(throttle.attempt(None, "1.1.1.1", 0).is_ok());
+        assert!(throttle.attempt(&store, None, "1.1.1.1", 0).await.is_ok());
         drop(second);
     }
 
-    #[test]
-    fn the_map_is_pruned_and_capped() {
+    #[tokio::test]
+    async fn old_failures_are_pruned() {
+        let (_dir, store) = store().await;
         let throttle = SignInThrottle::default();
-        for i in 0..MAX_SUBJECTS + 50 {
-            let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff);
-            let now = i64::try_from(i).unwrap();
-            assert!(throttle.attempt(None, &ip, now).is_ok());
+        for i in 0..10 {
+            drop(
+                throttle
+                    .attempt(&store, None, &format!("10.0.0.{i}"), 0)
+                    .await,
+            );
         }
-        assert!(throttle.len() <= MAX_SUBJECTS, "{}", throttle.len());
-        throttle.prune(WINDOW_MS + i64::try_from(MAX_SUBJECTS).unwrap() + 100);
-        assert!(throttle.is_empty());
+        assert_eq!(throttle.prune(&store, WINDOW_MS + 1).await.unwrap(), 10);
+        assert_eq!(throttle.prune(&store, WINDOW_MS + 1).await.unwrap(), 0);
     }
 }

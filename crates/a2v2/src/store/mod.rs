@@ -18,6 +18,7 @@ pub mod key_changes;
 pub mod keys;
 pub mod members;
 pub mod sessions;
+pub mod throttle;
 
 use std::{
     str::FromStr,

@@ -377,3 +377,30 @@ async fn key_fields_can_be_checked_without_creating() {
         .await
         .expect(403, Some("forbidden"));
 }
+
+/// Sign-in failures are counted for the whole deployment: spread over two nodes, they lock
+/// the next attempt on either.
+#[tokio::test]
+async fn sign_in_throttling_holds_across_nodes() {
+    let first = Server::start().await;
+    if !first.on_postgres() {
+        eprintln!("single-node SQLite run: the two-node test runs in the PostgreSQL pass");
+        return;
+    }
+    first.setup().await;
+    let second = first.second_node();
+    let wrong = json!({ "email": OWNER_EMAIL, "password": "not the password at all" });
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &first } else { &second };
+        node.client()
+            .post("/api/session", wrong.clone())
+            .await
+            .expect(401, Some("invalid_credentials"));
+    }
+    for node in [&first, &second] {
+        node.client()
+            .post("/api/session", wrong.clone())
+            .await
+            .expect(429, Some("rate_limited"));
+    }
+}
