@@ -77,6 +77,10 @@ pub struct ConfigArgs {
     /// [default: 60]
     #[arg(long, env = "A2V2_REQUEST_TIMEOUT_SECONDS", global = true)]
     pub request_timeout_seconds: Option<u64>,
+    /// Serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)
+    /// [default: /metrics on the main address]
+    #[arg(long, env = "A2V2_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +99,7 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     key_lease_seconds: Option<u64>,
     request_timeout_seconds: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +124,7 @@ pub struct Config {
     pub audit_retention_days: u32,
     pub key_lease: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -224,6 +230,7 @@ impl ConfigArgs {
                     .or(file.request_timeout_seconds),
                 DEFAULT_REQUEST_TIMEOUT_SECONDS,
             )?,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
         })
     }
 }

@@ -84,6 +84,8 @@ pub struct KeySecrets {
     cipher: Aes256Gcm,
     /// Separate MAC for hashing session tokens.
     session: HmacSha256,
+    /// Identifies the master key without revealing it.
+    fingerprint: String,
 }
 
 pub type LookupHash = [u8; 32];
@@ -93,13 +95,20 @@ impl KeySecrets {
         let lookup_key = master.derive("a2v2 api-key lookup v1");
         let cipher_key = master.derive("a2v2 api-key copy v1");
         let session_key = master.derive("a2v2 session token v1");
+        let fingerprint = encode_hex(&master.derive("a2v2 master key fingerprint v1"));
         Self {
             lookup: <HmacSha256 as Mac>::new_from_slice(&lookup_key)
                 .unwrap_or_else(|_| unreachable_hmac()),
             cipher: Aes256Gcm::new((&cipher_key).into()),
             session: <HmacSha256 as Mac>::new_from_slice(&session_key)
                 .unwrap_or_else(|_| unreachable_hmac()),
+            fingerprint,
         }
+    }
+
+    /// A keyed hash that tells this master key apart from others, safe to store.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The keyed hash under which a key is stored and looked up.

@@ -1,7 +1,7 @@
 //! Start-up and shutdown: opens storage, builds the services, runs the background tasks and
 //! the HTTP server, and drains everything on SIGTERM.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -11,7 +11,7 @@ use crate::{
     config::Config,
     contacts::Contacts,
     crypto::{KeySecrets, MasterKey},
-    http,
+    http::{self, metrics::Registry},
     keys::{self, Keys},
     members::{self, throttle::SignInThrottle},
     model::now_ms,
@@ -36,6 +36,9 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
         config.key_reveal,
         config.key_lease,
     );
+    keys.check_master_key()
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     let cleared = keys
         .clear_copies_if_off()
         .await
@@ -83,15 +86,41 @@ pub async fn serve(
         state.config.audit_retention_days,
     ));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let registry = Arc::new(Registry::default());
+    let metrics_server = match state.config.metrics_listen {
+        Some(metrics_addr) => {
+            let metrics_listener = TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
+            tracing::info!(addr = %metrics_listener.local_addr()?, "serving metrics");
+            let app = http::metrics_router(state.clone(), Arc::clone(&registry));
+            Some(tokio::spawn(async move {
+                axum::serve(
+                    metrics_listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+            }))
+        }
+        None => None,
+    };
     println!("a2v2 listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let app = http::router(
+        state.clone(),
+        registry,
+        state.config.metrics_listen.is_none(),
+    );
     axum::serve(
         listener,
-        http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     flusher.abort();
     follower.abort();
     poller.abort();

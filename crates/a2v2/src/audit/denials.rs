@@ -42,6 +42,13 @@ struct Slot {
     flushed: u64,
 }
 
+/// Denials seen since start, before aggregation.
+static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn seen() -> u64 {
+    SEEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What is known about one denied request.
 pub struct Denial {
     pub reason: &'static str,
@@ -113,6 +120,7 @@ impl Denials {
     }
 
     pub fn record(&self, denial: Denial) {
+        SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let minute = now_ms() / 60_000;
         let mut kind = Kind {
             subject: match &denial.key {

@@ -6,6 +6,8 @@ pub mod export;
 pub mod query;
 pub mod retention;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::json;
 
 use crate::{
@@ -20,11 +22,29 @@ use crate::{
 };
 use query::AuditQuery;
 
+/// Events appended since start (an event whose transaction rolled back is counted too).
+static EVENTS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
 /// Appends `event` by `by` on `db`, normally inside the transaction of the change it records.
 pub async fn record(db: &mut impl Db, by: &By, event: NewEvent<'_>) -> Result<String, StoreError> {
     let id = new_id("evt");
     store::audit::insert(db, &id, &by.actor, &by.origin, event).await?;
+    EVENTS_WRITTEN.fetch_add(1, Ordering::Relaxed);
     Ok(id)
+}
+
+/// The audit log's numbers in Prometheus text format.
+pub fn render_metrics(out: &mut String) {
+    out.push_str(&format!(
+        "# HELP a2v2_audit_events_written_total Audit events appended (denials counted apart).\n\
+         # TYPE a2v2_audit_events_written_total counter\n\
+         a2v2_audit_events_written_total {}\n\
+         # HELP a2v2_denied_requests_total Denied /v1 requests, each one, before aggregation into events.\n\
+         # TYPE a2v2_denied_requests_total counter\n\
+         a2v2_denied_requests_total {}\n",
+        EVENTS_WRITTEN.load(Ordering::Relaxed),
+        denials::seen(),
+    ));
 }
 
 /// Events newest first, one page.

@@ -134,7 +134,7 @@ fn explain(fields: &FieldErrors) -> anyhow::Error {
     )
 }
 
-async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
+pub(super) async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
     crate::config::ensure_dir(&config.data_dir)?;
     let store = Store::connect(&config.database_url).await?;
     if migrate {
@@ -145,7 +145,7 @@ async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
 
 /// The server's master key. Never generated here: a key made under a new master key would
 /// not verify on the server.
-fn secrets(config: &Config) -> anyhow::Result<KeySecrets> {
+pub(super) fn secrets(config: &Config) -> anyhow::Result<KeySecrets> {
     if let MasterKeySource::File(path) = &config.master_key
         && !path.exists()
     {
@@ -156,21 +156,6 @@ fn secrets(config: &Config) -> anyhow::Result<KeySecrets> {
         );
     }
     Ok(KeySecrets::new(&MasterKey::load(&config.master_key)?))
-}
-
-/// Refuses a master key that cannot open the stored key copies: keys made with it would
-/// not verify on the server either.
-async fn check_master_key(store: &Store, secrets: &KeySecrets) -> anyhow::Result<()> {
-    let mut conn = store.conn().await?;
-    if let Some((key_id, sealed)) = store::keys::any_sealed(&mut conn).await?
-        && secrets.open(&key_id, &sealed).is_err()
-    {
-        bail!(
-            "the master key differs from the one the stored API keys were made with: pass the \
-             server's --data-dir, --master-key-file or A2V2_MASTER_KEY"
-        );
-    }
-    Ok(())
 }
 
 fn no_agent(err: DomainError, agent_id: &str) -> anyhow::Error {
@@ -185,8 +170,10 @@ pub async fn create(config: &Config, agent_id: &str, key: &NewKey) -> anyhow::Re
     let changes = key.changes().map_err(|fields| explain(&fields))?;
     let secrets = secrets(config)?;
     let store = open_store(config, true).await?;
-    check_master_key(&store, &secrets).await?;
     let keys = Keys::new(store.clone(), secrets, config.key_reveal, config.key_lease);
+    keys.check_master_key()
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
     let created = keys
         .create(&By::cli(), agent_id, None, changes)
         .await

@@ -1,5 +1,8 @@
 //! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`.
 
+mod agents;
+mod audit;
+mod backup;
 mod keys;
 mod members;
 
@@ -42,6 +45,74 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// List and create agents
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// Read the audit log
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Write a consistent copy of the embedded database while the server runs (the master
+    /// key is not included: keep it apart)
+    Backup {
+        /// File to write; must not exist
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Put a backup in place as the database of --data-dir (which must have none), after
+    /// checking that the master key given fits it
+    Restore {
+        /// The backup file
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// List every agent, oldest first
+    List {
+        /// Print JSON like the management API instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an agent; prints its id
+    Create {
+        /// The agent's name, 1–100 characters
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Export events oldest first as CSV or JSON Lines (to --out or standard output)
+    Export {
+        /// csv or jsonl
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only this action, or a prefix such as `api_key.*`
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events of this agent
+        #[arg(long)]
+        agent_id: Option<String>,
+        /// Only events by this actor
+        #[arg(long)]
+        actor_id: Option<String>,
+        /// From this time on (RFC 3339)
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339)
+        #[arg(long)]
+        until: Option<String>,
+        /// File to write instead of standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -132,6 +203,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Members { command } => run_members(&config, command).await,
         Command::Keys { command } => run_keys(&config, command).await,
+        Command::Agents { command } => run_agents(&config, command).await,
+        Command::Audit { command } => run_audit(&config, command).await,
+        Command::Backup { out } => {
+            let bytes = backup::backup(&config, &out).await?;
+            println!("backup written to {} ({bytes} bytes)", out.display());
+            eprintln!(
+                "The master key is not in the backup: keep a copy of it apart; without it no \
+                 API key verifies after a restore."
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            backup::restore(&config, &from).await?;
+            println!(
+                "restored {} into {}; start the server with the same master key",
+                from.display(),
+                config.data_dir.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -167,6 +258,66 @@ async fn run_keys(config: &crate::config::Config, command: KeysCommand) -> anyho
                 "API key {} ({}) deleted; it no longer works",
                 row.id, row.name
             );
+            Ok(())
+        }
+    }
+}
+
+async fn run_agents(config: &crate::config::Config, command: AgentsCommand) -> anyhow::Result<()> {
+    match command {
+        AgentsCommand::List { json } => {
+            let all = agents::list(config).await?;
+            if json {
+                let page = crate::model::page::Page::complete(all);
+                println!("{}", serde_json::to_string_pretty(&page)?);
+            } else if all.is_empty() {
+                eprintln!("there are no agents yet");
+            } else {
+                print!("{}", agents::table(&all));
+            }
+            Ok(())
+        }
+        AgentsCommand::Create { name } => {
+            let agent = agents::create(config, &name).await?;
+            eprintln!("agent {} created", agent.name);
+            println!("{}", agent.id);
+            Ok(())
+        }
+    }
+}
+
+async fn run_audit(config: &crate::config::Config, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Export {
+            format,
+            action,
+            agent_id,
+            actor_id,
+            since,
+            until,
+            out,
+        } => {
+            let query = crate::audit::query::AuditQuery {
+                action,
+                agent_id,
+                actor_id,
+                since,
+                until,
+                format: Some(format),
+                ..Default::default()
+            };
+            let written = match &out {
+                Some(path) => {
+                    let mut file = std::fs::File::create_new(path).map_err(|err| {
+                        anyhow::anyhow!("cannot create {}: {err}", path.display())
+                    })?;
+                    audit::export(config, &query, &mut file).await?
+                }
+                None => audit::export(config, &query, &mut std::io::stdout().lock()).await?,
+            };
+            if let Some(path) = out {
+                eprintln!("{written} bytes written to {}", path.display());
+            }
             Ok(())
         }
     }

@@ -122,6 +122,13 @@ impl ContactCache {
         }
     }
 
+    /// Entries and bytes held.
+    pub fn size(&self) -> (usize, usize) {
+        self.inner.as_ref().map_or((0, 0), |inner| {
+            (inner.entries.len(), inner.bytes.load(Ordering::Relaxed))
+        })
+    }
+
     /// Forgets contact `id`; call after a change to it has committed.
     pub fn invalidate(&self, id: &str) {
         if let Some(inner) = self.inner.as_ref() {

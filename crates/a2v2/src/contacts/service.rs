@@ -64,6 +64,11 @@ impl Contacts {
         Self { store, cache }
     }
 
+    /// Entries and bytes held by the read cache.
+    pub fn cache_size(&self) -> (usize, usize) {
+        self.cache.size()
+    }
+
     /// The answer to a taken email: 409 naming the contact that has it.
     async fn contact_exists(&self, agent_id: &str, fields: &ContactFields) -> DomainError {
         let Some(email_lower) = fields.email_lower() else {

@@ -11,14 +11,17 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod members;
+pub mod metrics;
 pub mod ops;
 pub mod request_id;
 pub mod routes;
 pub mod sessions;
 pub mod web;
 
+use std::sync::Arc;
+
 use axum::{
-    Router,
+    Extension, Router,
     extract::{DefaultBodyLimit, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::from_fn,
@@ -30,15 +33,27 @@ use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLaye
 use crate::state::AppState;
 use error::ApiError;
 use extract::JSON_BODY_LIMIT;
+use metrics::Registry;
 
 /// The whole application: every route with its guard, the dashboard, and the cross-cutting
-/// layers.
-pub fn router(state: AppState) -> Router {
-    let routes = routes::router(&state)
+/// layers. `/metrics` is served here unless `serve_metrics` is false (when it has a listener
+/// of its own, see [`metrics_router`]).
+pub fn router(state: AppState, registry: Arc<Registry>, serve_metrics: bool) -> Router {
+    let mut routes = routes::router(&state, &registry)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/assets/{*path}", get(web::asset));
+    if serve_metrics {
+        routes = routes.route("/metrics", get(ops::metrics));
+    }
+    with_layers(routes.layer(Extension(registry)).with_state(state))
+}
+
+/// Only `/metrics`, for a listener of its own (for example on a loopback address).
+pub fn metrics_router(state: AppState, registry: Arc<Registry>) -> Router {
+    let routes = Router::new()
         .route("/metrics", get(ops::metrics))
-        .route("/assets/{*path}", get(web::asset))
+        .layer(Extension(registry))
         .with_state(state);
     with_layers(routes)
 }
@@ -82,7 +97,7 @@ fn with_layers(routes: Router) -> Router {
 
 async fn fallback(request: Request) -> Response {
     let path = request.uri().path();
-    let reserved = ["/api", "/v1", "/assets"]
+    let reserved = ["/api", "/v1", "/assets", "/metrics"]
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
     if request.method() == Method::GET && !reserved {

@@ -1,15 +1,22 @@
 //! Operations endpoints: liveness, readiness and metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    fmt::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
+use super::metrics::Registry;
 use crate::{model::now_ms, state::AppState};
 
 /// `GET /healthz`: the process is alive.
@@ -50,7 +57,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 const READY_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(registry): Extension<Arc<Registry>>,
+) -> Response {
     let m = &state.metrics;
     let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let body = format!(
@@ -84,6 +94,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         crate::members::argon2_runs(),
         state.keys.cache().len(),
         state.store.acquires(),
+    );
+    let mut body = body;
+    registry.render(&mut body);
+    state.store.render_metrics(&mut body);
+    crate::audit::render_metrics(&mut body);
+    let (entries, bytes) = state.contacts.cache_size();
+    let _ = write!(
+        body,
+        "# HELP a2v2_contact_cache_entries Contacts held in the read cache.\n\
+         # TYPE a2v2_contact_cache_entries gauge\n\
+         a2v2_contact_cache_entries {entries}\n\
+         # HELP a2v2_contact_cache_bytes Bytes of contacts held in the read cache.\n\
+         # TYPE a2v2_contact_cache_bytes gauge\n\
+         a2v2_contact_cache_bytes {bytes}\n"
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -20,7 +20,9 @@ use super::{
     },
     contacts,
     error::ApiError,
-    keys, members, sessions,
+    keys, members,
+    metrics::{self, Registry},
+    sessions,
 };
 use crate::{
     model::{
@@ -267,8 +269,9 @@ async fn refuse_method(request: Request) -> Response {
 
 /// The routes of `table`, each behind `guard` with what it requires.
 fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
-    table: &[Route<A>],
+    table: &'static [Route<A>],
     timeout: Duration,
+    registry: &Registry,
     guarded: impl Fn(&A) -> G,
     guard: impl Fn(MethodRouter<AppState>, G) -> MethodRouter<AppState>,
 ) -> axum::Router<AppState> {
@@ -286,7 +289,12 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
             if route.timed {
                 handler = handler.route_layer(from_fn_with_state(timeout, within));
             }
-            methods = methods.merge(guard(handler, guarded(&route.requires)));
+            let guarded_handler = guard(handler, guarded(&route.requires));
+            let observed = guarded_handler.route_layer(from_fn_with_state(
+                registry.register(route.method.as_str(), route.path),
+                metrics::observe,
+            ));
+            methods = methods.merge(observed);
         }
         router = router.route(path, methods);
     }
@@ -306,11 +314,12 @@ async fn within(State(timeout): State<Duration>, request: Request, next: Next) -
 }
 
 /// The `/v1` and `/api` routes with their guards.
-pub fn router(state: &AppState) -> axum::Router<AppState> {
+pub fn router(state: &AppState, registry: &Registry) -> axum::Router<AppState> {
     let timeout = state.config.request_timeout;
     let v1 = build(
         V1_ROUTES,
         timeout,
+        registry,
         |requires| api_key::Guarded {
             state: state.clone(),
             required: *requires,
@@ -320,6 +329,7 @@ pub fn router(state: &AppState) -> axum::Router<AppState> {
     let api = build(
         API_ROUTES,
         timeout,
+        registry,
         |requires| session::Guarded {
             state: state.clone(),
             access: *requires,

@@ -302,6 +302,28 @@ impl Keys {
         Ok(secret)
     }
 
+    /// Refuses a master key other than the one the data was made with: with it, no stored
+    /// key would verify and no copy would open. The first start records the key's
+    /// fingerprint; data from before fingerprints were kept is checked against a stored key
+    /// copy, when there is one.
+    pub async fn check_master_key(&self) -> Result<()> {
+        let mut tx = self.0.store.begin().await?;
+        let fingerprint = self.secrets().fingerprint();
+        match store::master_key::fingerprint(&mut tx).await? {
+            Some(stored) if stored == fingerprint => return Ok(()),
+            Some(_) => return Err(wrong_master_key()),
+            None => {}
+        }
+        if let Some((key_id, sealed)) = store::keys::any_sealed(&mut tx).await?
+            && self.secrets().open(&key_id, &sealed).is_err()
+        {
+            return Err(wrong_master_key());
+        }
+        store::master_key::record(&mut tx, fingerprint).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// With copies turned off, deletes the copies kept from before, so that only hashes
     /// remain, as the setting promises. Recorded when there were any. Returns how many.
     pub async fn clear_copies_if_off(&self) -> Result<u64> {
@@ -394,6 +416,15 @@ impl Keys {
             Err(err) => tracing::warn!(error = %err, "writing last-used times failed"),
         }
     }
+}
+
+fn wrong_master_key() -> DomainError {
+    DomainError::Conflict(
+        "the master key differs from the one this data was made with: start with the master \
+         key (--master-key-file or A2V2_MASTER_KEY) the data was created with, or no API key \
+         will verify"
+            .into(),
+    )
 }
 
 #[cfg(test)]

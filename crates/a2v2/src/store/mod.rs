@@ -10,12 +10,14 @@
 
 pub mod agents;
 pub mod audit;
+mod backup;
 pub mod contacts;
 mod error;
 pub mod idempotency;
 pub mod invites;
 pub mod key_changes;
 pub mod keys;
+pub mod master_key;
 pub mod members;
 pub mod sessions;
 pub mod throttle;
@@ -38,6 +40,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
+pub use backup::sqlite_path;
 pub use error::{Constraint, StoreError};
 
 /// How long a request waits for a pooled connection before it is answered 503.
@@ -61,6 +64,8 @@ pub struct Store {
     /// Connections handed out by the pool, for `/metrics` and tests that prove a path
     /// does not touch storage.
     acquires: Arc<AtomicU64>,
+    /// Microseconds spent waiting for pooled connections, in total.
+    acquire_wait_micros: Arc<AtomicU64>,
 }
 
 /// A database transaction: commit it, or drop it to roll back.
@@ -173,6 +178,7 @@ impl Store {
                 backend: Backend::Sqlite,
                 url: url.into(),
                 acquires,
+                acquire_wait_micros: Arc::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
@@ -197,6 +203,7 @@ impl Store {
                 backend: Backend::Postgres,
                 url: url.into(),
                 acquires,
+                acquire_wait_micros: Arc::default(),
             })
         } else {
             anyhow::bail!("the database URL must start with sqlite:// or postgres://")
@@ -224,6 +231,7 @@ impl Store {
     /// back. Otherwise the connection would go back to the pool inside an open transaction,
     /// holding SQLite's write lock until something happened to use it again.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let started = std::time::Instant::now();
         let (pool, backend) = (self.pool.clone(), self.backend);
         let inner = tokio::spawn(async move {
             match backend {
@@ -233,15 +241,42 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))??;
+        self.waited(started);
         Ok(Tx { inner, backend })
     }
 
     /// A connection for reads outside a transaction.
     pub async fn conn(&self) -> Result<Conn, StoreError> {
+        let started = std::time::Instant::now();
+        let inner = self.pool.acquire().await?;
+        self.waited(started);
         Ok(Conn {
-            inner: self.pool.acquire().await?,
+            inner,
             backend: self.backend,
         })
+    }
+
+    fn waited(&self, since: std::time::Instant) {
+        let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.acquire_wait_micros
+            .fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The pool's numbers in Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let wait = self.acquire_wait_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        out.push_str(&format!(
+            "# HELP a2v2_db_connections Pooled database connections by state.\n\
+             # TYPE a2v2_db_connections gauge\n\
+             a2v2_db_connections{{state=\"idle\"}} {idle}\n\
+             a2v2_db_connections{{state=\"in_use\"}} {}\n\
+             # HELP a2v2_db_acquire_wait_seconds_total Time spent waiting for a pooled connection (or a transaction's start).\n\
+             # TYPE a2v2_db_acquire_wait_seconds_total counter\n\
+             a2v2_db_acquire_wait_seconds_total {wait}\n",
+            size.saturating_sub(idle)
+        ));
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

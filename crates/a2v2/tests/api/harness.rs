@@ -119,6 +119,22 @@ impl Server {
         server
     }
 
+    /// A server on the embedded database of an existing data directory.
+    pub fn start_in(dir: tempfile::TempDir) -> Self {
+        let database_url = format!("sqlite://{}", dir.path().join("a2v2.db").display());
+        let mut server = Self {
+            url: String::new(),
+            args: vec!["--database".into(), database_url.clone()],
+            database_url,
+            dir,
+            child: None,
+            envs: Vec::new(),
+            logs: Arc::new(Mutex::new(String::new())),
+        };
+        server.launch(None);
+        server
+    }
+
     /// Another node of the same deployment: same database and master key, own data dir.
     pub fn second_node(&self) -> Self {
         self.node_via(&self.database_url, &[])

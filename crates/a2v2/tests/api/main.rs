@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod backup;
 mod contacts;
 mod foundation;
 mod hardening;
@@ -11,4 +12,5 @@ mod harness;
 mod keys;
 mod keys_cli;
 mod members;
+mod metrics;
 mod netfault;
