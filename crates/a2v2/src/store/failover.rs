@@ -168,7 +168,14 @@ impl HostList {
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             check_encoding(pair, "query parameter")?;
-            if percent_decode(key).as_deref() == Some("target_session_attrs") {
+            let key = percent_decode(key).unwrap_or_default();
+            if matches!(key.as_str(), "host" | "hostaddr" | "port") {
+                // sqlx would let these override the host of every single-host URL.
+                return Err(FailoverError::InvalidUrl(format!(
+                    "the {key} parameter is not supported: list the hosts as host:port before the path"
+                )));
+            }
+            if key == "target_session_attrs" {
                 target = Some(match percent_decode(value).as_deref() {
                     Some("read-write") => TargetSessionAttrs::ReadWrite,
                     Some("any") => TargetSessionAttrs::Any,
@@ -560,6 +567,8 @@ mod tests {
                 "target_session_attrs",
             ),
             ("postgres://u:secret@h/db#x", "fragment"),
+            ("postgres://h1,h2/db?host=h3", "host parameter"),
+            ("postgres://h1/db?port=5433", "port parameter"),
         ] {
             let message = error(url);
             assert!(message.contains(expected), "{url}: {message}");
