@@ -13,8 +13,19 @@
 //!   connections work. After [`NetFault::cut`] it listens again on the same address.
 //! - [`NetFault::cut`]: every connection is reset and new ones are refused, as if the target
 //!   host went away.
+//!
+//! The proxy runs on a thread and runtime of its own, so that it keeps forwarding while a
+//! test blocks its own thread (the harness waits for a starting server synchronously, and
+//! that server may be connecting to its database through the proxy).
 
-use std::{net::SocketAddr, sync::Mutex, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -22,7 +33,8 @@ use tokio::{
         TcpListener, TcpStream,
         tcp::{ReadHalf, WriteHalf},
     },
-    sync::watch,
+    runtime::Handle,
+    sync::{oneshot, watch},
     task::JoinHandle,
 };
 
@@ -32,6 +44,11 @@ pub struct NetFault {
     state: watch::Sender<State>,
     /// The accepting task; `None` while cut (the listener is closed then).
     acceptor: Mutex<Option<JoinHandle<()>>>,
+    runtime: Handle,
+    /// Connections being carried, so that dropping the proxy can wait for their resets.
+    live: Arc<AtomicUsize>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,19 +67,45 @@ struct State {
 }
 
 impl NetFault {
-    /// Listens on 127.0.0.1 (random port) and forwards to `target`. Call inside a Tokio runtime.
+    /// Listens on 127.0.0.1 (random port) and forwards to `target`.
     pub fn start(target: SocketAddr) -> Self {
         let (state, _) = watch::channel(State {
             mode: Mode::Forward,
             epoch: 0,
         });
+        let live = Arc::new(AtomicUsize::new(0));
+        let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let counter = Arc::clone(&live);
+        let thread = std::thread::Builder::new()
+            .name("netfault".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime_tx.send(runtime.handle().clone()).unwrap();
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                    // Resets were ordered before the stop: let them go out before the
+                    // runtime drops the sockets (which would close them with a FIN).
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while counter.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            })
+            .unwrap();
         let listener = bind("127.0.0.1:0".parse().unwrap());
-        let addr = listener.local_addr().unwrap();
         let fault = Self {
-            addr,
+            addr: listener.local_addr().unwrap(),
             target,
             state,
             acceptor: Mutex::new(None),
+            runtime: runtime_rx.recv().unwrap(),
+            live,
+            stop: Some(stop),
+            thread: Some(thread),
         };
         fault.listen(listener);
         fault
@@ -121,17 +164,35 @@ impl NetFault {
     }
 
     fn listen(&self, listener: std::net::TcpListener) {
-        let listener = TcpListener::from_std(listener).unwrap();
-        let task = tokio::spawn(accept(listener, self.target, self.state.subscribe()));
+        let listener = {
+            let _runtime = self.runtime.enter();
+            TcpListener::from_std(listener).unwrap()
+        };
+        let task = self.runtime.spawn(accept(
+            listener,
+            self.target,
+            self.state.subscribe(),
+            Arc::clone(&self.live),
+        ));
         *self.acceptor.lock().unwrap() = Some(task);
     }
 }
 
 impl Drop for NetFault {
-    /// Dropping the state sender resets the connections; the listener goes with its task.
+    /// Resets every connection and closes the listener, like [`NetFault::cut`].
     fn drop(&mut self) {
+        self.state.send_modify(|state| {
+            state.mode = Mode::Cut;
+            state.epoch += 1;
+        });
         if let Some(acceptor) = self.acceptor.lock().unwrap().take() {
             acceptor.abort();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -143,16 +204,42 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
     listener
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, state: watch::Receiver<State>) {
+async fn accept(
+    listener: TcpListener,
+    target: SocketAddr,
+    state: watch::Receiver<State>,
+    live: Arc<AtomicUsize>,
+) {
     loop {
         match listener.accept().await {
             Ok((client, _)) => {
                 let epoch = state.borrow().epoch;
-                tokio::spawn(carry(client, target, state.clone(), epoch));
+                let counted = Live::new(&live);
+                let state = state.clone();
+                tokio::spawn(async move {
+                    carry(client, target, state, epoch).await;
+                    drop(counted);
+                });
             }
             // Out of file descriptors and the like: let it pass rather than spin.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// Counts a connection as carried until dropped.
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -420,6 +507,27 @@ mod tests {
         fault.restore();
         let mut after = TcpStream::connect(fault.addr()).await.unwrap();
         round_trip(&mut after, b"back on the same address").await;
+    }
+
+    /// No runtime on the caller's side and blocking I/O on its thread: the proxy still works.
+    #[test]
+    fn forwards_while_the_caller_blocks() {
+        use std::io::{Read, Write};
+        let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = echo.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = echo.accept().unwrap();
+            let mut buffer = [0u8; 64];
+            let n = stream.read(&mut buffer).unwrap();
+            stream.write_all(&buffer[..n]).unwrap();
+        });
+        let fault = NetFault::start(target);
+        let mut client = std::net::TcpStream::connect(fault.addr()).unwrap();
+        client.set_read_timeout(Some(PROMPT)).unwrap();
+        client.write_all(b"blocking").unwrap();
+        let mut echoed = [0u8; 8];
+        client.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"blocking");
     }
 
     #[tokio::test]
