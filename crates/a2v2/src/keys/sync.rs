@@ -39,6 +39,8 @@ const MAX_INCREMENTAL: i64 = 1000;
 
 /// A listener with no notification for this long checks that its connection is alive.
 const LISTEN_IDLE: Duration = Duration::from_secs(10);
+/// How often a waiting listener looks up from its connection.
+const LISTEN_STEP: Duration = Duration::from_secs(1);
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a server must do to catch up from version `seen` to `current`.
@@ -88,16 +90,24 @@ pub async fn poll(keys: Keys, store: Store) {
     let budget = (keys.lease() / 2).max(POLL_EVERY);
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut conn: Option<SideConnection> = None;
+    let mut conn: Option<(SideConnection, u64)> = None;
     loop {
         tick.tick().await;
         let started = now_ms();
+        // After a failover the store follows the new primary; so does this connection.
+        if conn
+            .as_ref()
+            .is_some_and(|(_, seen)| *seen != store.generation())
+        {
+            conn = None;
+        }
         let result = tokio::time::timeout(budget, async {
             if conn.is_none() {
-                conn = Some(store.side_connection().await?);
+                let generation = store.generation();
+                conn = Some((store.side_connection().await?, generation));
             }
             match conn.as_mut() {
-                Some(conn) => catch_up(&keys, conn).await,
+                Some((conn, _)) => catch_up(&keys, conn).await,
                 None => Ok(()),
             }
         })
@@ -106,7 +116,7 @@ pub async fn poll(keys: Keys, store: Store) {
             Ok(Ok(())) => keys.confirm(started),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "checking for key changes failed; retrying");
-                if let Some(old) = conn.take() {
+                if let Some((old, _)) = conn.take() {
                     old.close().await;
                 }
             }
@@ -161,10 +171,11 @@ pub async fn catch_up(keys: &Keys, conn: &mut SideConnection) -> Result<()> {
 /// Applies other nodes' notified key changes to this node's cache (PostgreSQL only).
 pub async fn follow(keys: Keys, store: Store) {
     loop {
+        let generation = store.generation();
         match store.listen_key_changes().await {
             Ok(None) => return,
             Ok(Some(listener)) => {
-                if let Err(err) = listen(&keys, listener).await {
+                if let Err(err) = listen(&keys, &store, generation, listener).await {
                     tracing::warn!(error = %err, "key change listener lost its connection; reconnecting");
                 }
             }
@@ -176,21 +187,32 @@ pub async fn follow(keys: Keys, store: Store) {
     }
 }
 
-async fn listen(keys: &Keys, mut listener: Listener) -> Result<()> {
+/// Applies notified changes until the connection fails, or the store moves to a new primary
+/// (whose notifications this connection would never see).
+async fn listen(keys: &Keys, store: &Store, generation: u64, mut listener: Listener) -> Result<()> {
     // Anything that changed while we were not listening.
     keys.load_all().await?;
+    let mut quiet = Duration::ZERO;
     loop {
-        let next = match tokio::time::timeout(LISTEN_IDLE, listener.recv()).await {
+        let next = match tokio::time::timeout(LISTEN_STEP, listener.recv()).await {
             Ok(next) => next?,
             Err(_) => {
-                // Quiet for a while: make sure the connection is still alive, since a silently
-                // dropped one would wait here forever.
-                tokio::time::timeout(PING_TIMEOUT, listener.ping())
-                    .await
-                    .map_err(|_| StoreError::Timeout)??;
+                if store.generation() != generation {
+                    return Ok(());
+                }
+                quiet += LISTEN_STEP;
+                if quiet >= LISTEN_IDLE {
+                    // Quiet for a while: make sure the connection is still alive, since a
+                    // silently dropped one would wait here forever.
+                    tokio::time::timeout(PING_TIMEOUT, listener.ping())
+                        .await
+                        .map_err(|_| StoreError::Timeout)??;
+                    quiet = Duration::ZERO;
+                }
                 continue;
             }
         };
+        quiet = Duration::ZERO;
         match next {
             Some(key_id) => keys.refresh(&BTreeSet::from([key_id])).await?,
             // The connection dropped and was re-established: notifications sent meanwhile

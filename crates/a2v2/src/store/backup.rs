@@ -14,7 +14,7 @@ impl Store {
         }
         let result = sqlx::query("VACUUM INTO $1")
             .bind(path.display().to_string())
-            .execute(&self.pool)
+            .execute(&self.primary.pool())
             .await;
         Some(result.map(|_| ()).map_err(StoreError::from))
     }

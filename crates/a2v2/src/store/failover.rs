@@ -38,6 +38,8 @@ pub struct Host {
     port: u16,
 }
 
+// Accessors the tests read; the store only needs the list as a whole.
+#[cfg(test)]
 impl Host {
     pub fn name(&self) -> &str {
         &self.name
@@ -207,16 +209,19 @@ impl HostList {
         })
     }
 
+    #[cfg(test)]
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
     }
 
+    #[cfg(test)]
     pub fn target_session_attrs(&self) -> TargetSessionAttrs {
         self.target
     }
 
     /// One single-host URL per host, in the list's order, with an explicit port. They carry
     /// the password: do not log them.
+    #[cfg(test)]
     pub fn urls(&self) -> Vec<String> {
         self.hosts.iter().map(|host| self.url_for(host)).collect()
     }

@@ -131,7 +131,7 @@ impl Listener {
 impl Store {
     pub async fn side_connection(&self) -> Result<SideConnection, StoreError> {
         use sqlx::Executor;
-        let mut inner = sqlx::AnyConnection::connect(&self.url).await?;
+        let mut inner = sqlx::AnyConnection::connect(&self.primary.url()).await?;
         if self.backend == Backend::Sqlite {
             inner.execute("PRAGMA busy_timeout = 10000;").await?;
         }
@@ -147,7 +147,7 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
-        let mut listener = PgListener::connect(&self.url).await?;
+        let mut listener = PgListener::connect(&self.primary.url()).await?;
         listener.listen(CHANNEL).await?;
         Ok(Some(Listener(listener)))
     }

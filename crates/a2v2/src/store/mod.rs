@@ -13,12 +13,14 @@ pub mod audit;
 mod backup;
 pub mod contacts;
 mod error;
+mod failover;
 pub mod idempotency;
 pub mod invites;
 pub mod key_changes;
 pub mod keys;
 pub mod master_key;
 pub mod members;
+mod primary;
 pub mod sessions;
 pub mod throttle;
 
@@ -28,12 +30,11 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use anyhow::Context;
 use sqlx::{
-    Any, AnyConnection, AnyPool, Transaction,
+    Any, AnyConnection, Transaction,
     any::AnyPoolOptions,
     migrate::Migrator,
     pool::PoolConnection,
@@ -43,24 +44,16 @@ use sqlx::{
 pub use backup::sqlite_path;
 pub use error::{Constraint, StoreError};
 
-/// How long a request waits for a pooled connection before it is answered 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Bounds on every PostgreSQL session, so that no statement, lock wait or forgotten
-/// transaction can hold a request (or a row) indefinitely.
-const POSTGRES_SESSION_LIMITS: &str = "SET statement_timeout = '30s'; SET lock_timeout = '10s'; \
-     SET idle_in_transaction_session_timeout = '60s';";
-
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+use primary::Primary;
 use sealed::{Backend, Raw as _};
 
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    primary: Arc<Primary>,
     backend: Backend,
-    url: Arc<str>,
     /// Connections handed out by the pool, for `/metrics` and tests that prove a path
     /// does not touch storage.
     acquires: Arc<AtomicU64>,
@@ -154,7 +147,7 @@ impl Store {
             native.close().await;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(primary::ACQUIRE_TIMEOUT)
                 .before_acquire(move |_, _| {
                     counter.fetch_add(1, Ordering::Relaxed);
                     Box::pin(std::future::ready(Ok(true)))
@@ -174,34 +167,19 @@ impl Store {
                 .await
                 .context("opening the SQLite database")?;
             Ok(Self {
-                pool,
+                primary: Arc::new(Primary::fixed(pool, url, Arc::clone(&acquires))),
                 backend: Backend::Sqlite,
-                url: url.into(),
                 acquires,
                 acquire_wait_micros: Arc::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = AnyPoolOptions::new()
-                .max_connections(16)
-                .before_acquire(move |_, _| {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    Box::pin(std::future::ready(Ok(true)))
-                })
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute(POSTGRES_SESSION_LIMITS).await?;
-                        Ok(())
-                    })
-                })
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect(url)
-                .await
-                .context("connecting to PostgreSQL")?;
+            let primary = Arc::new(Primary::postgres(url, Arc::clone(&acquires)).await?);
+            if primary.follows_failovers() {
+                tokio::spawn(Arc::clone(&primary).watch());
+            }
             Ok(Self {
-                pool,
+                primary,
                 backend: Backend::Postgres,
-                url: url.into(),
                 acquires,
                 acquire_wait_micros: Arc::default(),
             })
@@ -217,7 +195,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&self.pool)
+            .run(&self.primary.pool())
             .await
             .context("applying database migrations")
     }
@@ -232,7 +210,7 @@ impl Store {
     /// holding SQLite's write lock until something happened to use it again.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let started = std::time::Instant::now();
-        let (pool, backend) = (self.pool.clone(), self.backend);
+        let (pool, backend) = (self.primary.pool(), self.backend);
         let inner = tokio::spawn(async move {
             match backend {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
@@ -240,7 +218,8 @@ impl Store {
             }
         })
         .await
-        .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))??;
+        .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))?
+        .inspect_err(|err| self.primary.report(err))?;
         self.waited(started);
         Ok(Tx { inner, backend })
     }
@@ -248,7 +227,12 @@ impl Store {
     /// A connection for reads outside a transaction.
     pub async fn conn(&self) -> Result<Conn, StoreError> {
         let started = std::time::Instant::now();
-        let inner = self.pool.acquire().await?;
+        let inner = self
+            .primary
+            .pool()
+            .acquire()
+            .await
+            .inspect_err(|err| self.primary.report(err))?;
         self.waited(started);
         Ok(Conn {
             inner,
@@ -264,8 +248,9 @@ impl Store {
 
     /// The pool's numbers in Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let pool = self.primary.pool();
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
         let wait = self.acquire_wait_micros.load(Ordering::Relaxed) as f64 / 1e6;
         out.push_str(&format!(
             "# HELP a2v2_db_connections Pooled database connections by state.\n\
@@ -280,7 +265,10 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.primary.pool())
+            .await
+            .inspect_err(|err| self.primary.report(err))?;
         Ok(())
     }
 
@@ -307,7 +295,13 @@ impl Store {
 
     /// Waits for pooled connections to be returned, then closes them.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.primary.pool().close().await;
+    }
+
+    /// Bumped each time the store moved to a new PostgreSQL primary: connections kept apart
+    /// from the pool (the key feed's) must be opened again.
+    pub fn generation(&self) -> u64 {
+        self.primary.generation()
     }
 }
 
@@ -330,7 +324,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::connect(&url).await.unwrap();
         sqlx::query("CREATE TABLE t (n BIGINT)")
-            .execute(&store.pool)
+            .execute(&store.primary.pool())
             .await
             .unwrap();
         let mut first = store.begin().await.unwrap();
@@ -349,7 +343,7 @@ mod tests {
                 tx.commit().await.unwrap();
             })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         sqlx::query("INSERT INTO t (n) VALUES (1)")
             .execute(first.raw())
             .await
@@ -357,7 +351,7 @@ mod tests {
         first.commit().await.unwrap();
         other.await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.primary.pool())
             .await
             .unwrap();
         assert_eq!(count, 2);

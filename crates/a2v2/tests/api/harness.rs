@@ -119,6 +119,23 @@ impl Server {
         server
     }
 
+    /// A server on the database at `database_url`, with extra arguments.
+    pub fn start_on(database_url: &str, args: &[&str]) -> Self {
+        let mut all_args = vec!["--database".to_owned(), database_url.to_owned()];
+        all_args.extend(args.iter().map(|arg| arg.to_string()));
+        let mut server = Self {
+            url: String::new(),
+            database_url: database_url.to_owned(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            args: all_args,
+            envs: Vec::new(),
+            logs: Arc::new(Mutex::new(String::new())),
+        };
+        server.launch(None);
+        server
+    }
+
     /// A server on the embedded database of an existing data directory.
     pub fn start_in(dir: tempfile::TempDir) -> Self {
         let database_url = format!("sqlite://{}", dir.path().join("a2v2.db").display());

@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod contacts;
+mod failover;
 mod foundation;
 mod hardening;
 mod harness;
