@@ -1,14 +1,14 @@
 //! Start-up and shutdown: opens storage, builds the services, runs the background tasks and
 //! the HTTP server, and drains everything on SIGTERM.
 
-use std::{future::Future, net::SocketAddr};
+use std::future::Future;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
     audit::{self, denials::Denials},
-    config::Config,
+    config::{Config, ConnectionLimits},
     contacts::Contacts,
     crypto::{KeySecrets, MasterKey},
     http,
@@ -20,6 +20,9 @@ use crate::{
 
 /// How often last-used times gathered in memory are written.
 const FLUSH_LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// File descriptors kept for everything but client connections: the database pool, the
+/// listener, logs and files.
+const RESERVED_FILES: usize = 128;
 
 /// Opens storage (migrating unless told not to) and builds the shared state.
 pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
@@ -66,15 +69,17 @@ pub async fn serve(
         state.store.clone(),
         state.config.audit_retention_days,
     ));
+    let limits = fit_open_file_limit(state.config.connections);
     println!("a2v2 listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    axum::serve(
+    tracing::info!(%addr, max_connections = limits.max_connections, "listening");
+    http::connections::serve(
         listener,
-        http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        http::router(state.clone()),
+        state.clone(),
+        limits,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    .await;
     flusher.abort();
     follower.abort();
     poller.abort();
@@ -83,6 +88,32 @@ pub async fn serve(
     state.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the open-file limit as far as `max_connections` needs and the hard limit allows,
+/// and lowers `max_connections` to what fits: at its limit the server should answer 503, not
+/// fail to accept for want of file descriptors.
+fn fit_open_file_limit(mut limits: ConnectionLimits) -> ConnectionLimits {
+    let overhead = RESERVED_FILES + http::connections::REFUSALS_AT_ONCE;
+    let needed = limits.max_connections + overhead;
+    match rlimit::increase_nofile_limit(u64::try_from(needed).unwrap_or(u64::MAX)) {
+        Ok(allowed) => {
+            let allowed = usize::try_from(allowed).unwrap_or(usize::MAX);
+            if allowed < needed {
+                let fitting = allowed.saturating_sub(overhead).max(1);
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    open_file_limit = allowed,
+                    using = fitting,
+                    "the open-file limit is too low for max_connections; raise it \
+                     (ulimit -n, LimitNOFILE=) or lower max_connections"
+                );
+                limits.max_connections = fitting;
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read or raise the open-file limit"),
+    }
+    limits
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -10,3 +10,4 @@ mod harness;
 mod keys;
 mod keys_cli;
 mod members;
+mod slow_clients;
