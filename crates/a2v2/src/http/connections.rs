@@ -481,3 +481,52 @@ impl hyper::body::Body for StallGuard {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        header_timeout: Duration::from_secs(15),
+        body_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(75),
+        max_connections: 10,
+    };
+
+    #[tokio::test]
+    async fn each_phase_has_its_own_deadline() {
+        let activity = Activity::new();
+        let started = activity.started;
+        assert_eq!(
+            activity.deadline(&LIMITS, false),
+            Some((started + LIMITS.header_timeout, Ending::HeaderTimeout)),
+            "a new connection has the header timeout for its first request"
+        );
+        activity.received();
+        assert_eq!(
+            activity.deadline(&LIMITS, false),
+            Some((started + LIMITS.header_timeout, Ending::HeaderTimeout)),
+            "header lines arriving do not extend it"
+        );
+        activity.enter(Phase::Handling);
+        assert_eq!(activity.deadline(&LIMITS, false), None);
+        assert_eq!(
+            activity.deadline(&LIMITS, true),
+            None,
+            "draining waits for handlers"
+        );
+        activity.enter(Phase::Idle);
+        let (idle_until, ending) = activity.deadline(&LIMITS, false).unwrap();
+        assert_eq!(ending, Ending::IdleTimeout);
+        assert!(idle_until >= started + LIMITS.idle_timeout);
+        activity.received();
+        let (header_until, ending) = activity.deadline(&LIMITS, false).unwrap();
+        assert_eq!(ending, Ending::HeaderTimeout, "a new request's first byte");
+        assert!(header_until >= started + LIMITS.header_timeout);
+        assert_eq!(
+            activity.deadline(&LIMITS, true),
+            Some((started, Ending::Normal)),
+            "at shutdown a request still arriving is not waited for"
+        );
+    }
+}
