@@ -1,10 +1,10 @@
 //! Start-up and shutdown: opens storage, builds the services, runs the background tasks and
 //! the HTTP server, and drains everything on SIGTERM.
 
-use std::future::Future;
+use std::{future::Future, io, net::SocketAddr};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
     audit::{self, denials::Denials},
@@ -20,9 +20,29 @@ use crate::{
 
 /// How often last-used times gathered in memory are written.
 const FLUSH_LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections the kernel may hold ready for `accept` (capped by `net.core.somaxconn`). The
+/// usual 128 overflows under a burst of connections: the kernel then drops handshakes, and
+/// clients wait a second or more to retry — or, with SYN cookies, believe they are connected
+/// to a server that never saw them. The accept loop answers past `max_connections` at once,
+/// so a deep queue is drained quickly.
+const LISTEN_BACKLOG: u32 = 1024;
 /// File descriptors kept for everything but client connections: the database pool, the
 /// listener, logs and files.
 const RESERVED_FILES: usize = 128;
+
+/// Listens on `addr` with a backlog deep enough for bursts of new connections.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard listener does: a restart can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Opens storage (migrating unless told not to) and builds the shared state.
 pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
