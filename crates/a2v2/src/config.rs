@@ -4,6 +4,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -16,6 +17,12 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
 pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
+pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 75;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Far above what one process can serve; keeps the count within the semaphore's range.
+const MOST_CONNECTIONS: usize = 1_000_000;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +88,19 @@ pub struct ConfigArgs {
     /// [default: /metrics on the main address]
     #[arg(long, env = "A2V2_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a client has to send a request's headers, from the connection's start or the
+    /// request's first byte [default: 15]
+    #[arg(long, env = "A2V2_HEADER_TIMEOUT_SECONDS", global = true)]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a request body may stall (no bytes arriving) before the request fails with 408 [default: 30]
+    #[arg(long, env = "A2V2_BODY_TIMEOUT_SECONDS", global = true)]
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds a connection may stay silent between requests before it is closed [default: 75]
+    #[arg(long, env = "A2V2_IDLE_TIMEOUT_SECONDS", global = true)]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Most client connections open at once; further ones are answered 503 and closed [default: 10000]
+    #[arg(long, env = "A2V2_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +120,10 @@ struct FileConfig {
     key_lease_seconds: Option<u64>,
     request_timeout_seconds: Option<u64>,
     metrics_listen: Option<SocketAddr>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,9 +146,22 @@ pub struct Config {
     pub log_format: LogFormat,
     pub secure_cookies: bool,
     pub audit_retention_days: u32,
-    pub key_lease: std::time::Duration,
-    pub request_timeout: std::time::Duration,
+    pub key_lease: Duration,
+    pub request_timeout: Duration,
     pub metrics_listen: Option<SocketAddr>,
+    pub connections: ConnectionLimits,
+}
+
+/// How long a client may take and how many may be connected at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's start, or a request's first byte, to the end of its headers.
+    pub header_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// Longest silence (nothing read or written) while no request is being handled.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Clone)]
@@ -142,6 +179,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("key_reveal", &self.key_reveal)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +243,30 @@ impl ConfigArgs {
         if max_upload_bytes == 0 {
             bail!("max_upload_bytes must be positive");
         }
+        let connections = ConnectionLimits {
+            header_timeout: seconds(
+                "header_timeout_seconds",
+                self.header_timeout_seconds.or(file.header_timeout_seconds),
+                DEFAULT_HEADER_TIMEOUT_SECONDS,
+            )?,
+            body_timeout: seconds(
+                "body_timeout_seconds",
+                self.body_timeout_seconds.or(file.body_timeout_seconds),
+                DEFAULT_BODY_TIMEOUT_SECONDS,
+            )?,
+            idle_timeout: seconds(
+                "idle_timeout_seconds",
+                self.idle_timeout_seconds.or(file.idle_timeout_seconds),
+                DEFAULT_IDLE_TIMEOUT_SECONDS,
+            )?,
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        };
+        if !(1..=MOST_CONNECTIONS).contains(&connections.max_connections) {
+            bail!("max_connections must be between 1 and {MOST_CONNECTIONS}");
+        }
         Ok(Config {
             listen,
             database_url,
@@ -231,15 +293,16 @@ impl ConfigArgs {
                 DEFAULT_REQUEST_TIMEOUT_SECONDS,
             )?,
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            connections,
         })
     }
 }
 
 /// A positive number of seconds, or the default.
-fn seconds(name: &str, value: Option<u64>, default: u64) -> anyhow::Result<std::time::Duration> {
+fn seconds(name: &str, value: Option<u64>, default: u64) -> anyhow::Result<Duration> {
     match value.unwrap_or(default) {
         0 => bail!("{name} must be at least 1"),
-        n => Ok(std::time::Duration::from_secs(n)),
+        n => Ok(Duration::from_secs(n)),
     }
 }
 
@@ -309,6 +372,50 @@ mod tests {
         ensure_dir(&data).unwrap();
         let mode = std::fs::metadata(&data).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a2v2.toml");
+        std::fs::write(
+            &path,
+            "header_timeout_seconds = 5\nidle_timeout_seconds = 20\nmax_connections = 300\n",
+        )
+        .unwrap();
+        let config = ConfigArgs {
+            config: Some(path.clone()),
+            body_timeout_seconds: Some(7),
+            ..ConfigArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            config.connections,
+            ConnectionLimits {
+                header_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(7),
+                idle_timeout: Duration::from_secs(20),
+                max_connections: 300,
+            }
+        );
+        let defaults = ConfigArgs::default().resolve().unwrap().connections;
+        assert_eq!(defaults.header_timeout, Duration::from_secs(15));
+        assert_eq!(defaults.body_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(75));
+        assert_eq!(defaults.max_connections, 10_000);
+        for args in [
+            ConfigArgs {
+                idle_timeout_seconds: Some(0),
+                ..ConfigArgs::default()
+            },
+            ConfigArgs {
+                max_connections: Some(0),
+                ..ConfigArgs::default()
+            },
+        ] {
+            assert!(args.resolve().is_err());
+        }
     }
 
     #[test]

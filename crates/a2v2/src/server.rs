@@ -1,14 +1,14 @@
 //! Start-up and shutdown: opens storage, builds the services, runs the background tasks and
 //! the HTTP server, and drains everything on SIGTERM.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
     audit::{self, denials::Denials},
-    config::Config,
+    config::{Config, ConnectionLimits},
     contacts::Contacts,
     crypto::{KeySecrets, MasterKey},
     http::{self, metrics::Registry},
@@ -21,6 +21,29 @@ use crate::{
 
 /// How often last-used times gathered in memory are written.
 const FLUSH_LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections the kernel may hold ready for `accept` (capped by `net.core.somaxconn`). The
+/// usual 128 overflows under a burst of connections: the kernel then drops handshakes, and
+/// clients wait a second or more to retry — or, with SYN cookies, believe they are connected
+/// to a server that never saw them. The accept loop answers past `max_connections` at once,
+/// so a deep queue is drained quickly.
+const LISTEN_BACKLOG: u32 = 1024;
+/// File descriptors kept for everything but client connections: the database pool, the
+/// listener, logs and files.
+const RESERVED_FILES: usize = 128;
+
+/// Listens on `addr` with a backlog deep enough for bursts of new connections.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard listener does: a restart can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Opens storage (migrating unless told not to) and builds the shared state.
 pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
@@ -104,20 +127,15 @@ pub async fn serve(
         }
         None => None,
     };
+    let limits = fit_open_file_limit(state.config.connections);
     println!("a2v2 listening on http://{addr}");
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, max_connections = limits.max_connections, "listening");
     let app = http::router(
         state.clone(),
         registry,
         state.config.metrics_listen.is_none(),
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    http::connections::serve(listener, app, state.clone(), limits, shutdown).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
@@ -155,6 +173,32 @@ async fn housekeeping(state: AppState) {
         }
         rounds += 1;
     }
+}
+
+/// Raises the open-file limit as far as `max_connections` needs and the hard limit allows,
+/// and lowers `max_connections` to what fits: at its limit the server should answer 503, not
+/// fail to accept for want of file descriptors.
+fn fit_open_file_limit(mut limits: ConnectionLimits) -> ConnectionLimits {
+    let overhead = RESERVED_FILES + http::connections::REFUSALS_AT_ONCE;
+    let needed = limits.max_connections + overhead;
+    match rlimit::increase_nofile_limit(u64::try_from(needed).unwrap_or(u64::MAX)) {
+        Ok(allowed) => {
+            let allowed = usize::try_from(allowed).unwrap_or(usize::MAX);
+            if allowed < needed {
+                let fitting = allowed.saturating_sub(overhead).max(1);
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    open_file_limit = allowed,
+                    using = fitting,
+                    "the open-file limit is too low for max_connections; raise it \
+                     (ulimit -n, LimitNOFILE=) or lower max_connections"
+                );
+                limits.max_connections = fitting;
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read or raise the open-file limit"),
+    }
+    limits
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -31,6 +31,20 @@ pub struct Metrics {
     pub denied_permission: AtomicU64,
     /// `/v1` requests refused because the key cache could not be confirmed current.
     pub lease_expired: AtomicU64,
+    pub connections: ConnectionMetrics,
+}
+
+/// Client connections: open now, and closed by why they ended.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    pub open: AtomicU64,
+    /// Ended by the client, after `Connection: close`, by an error or at shutdown.
+    pub closed_normally: AtomicU64,
+    pub closed_header_timeout: AtomicU64,
+    pub closed_body_timeout: AtomicU64,
+    pub closed_idle_timeout: AtomicU64,
+    /// Answered 503 at once because `max_connections` were open.
+    pub refused_at_limit: AtomicU64,
 }
 
 impl AppState {

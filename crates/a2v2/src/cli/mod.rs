@@ -184,8 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { no_migrate } => {
             tracing::info!(config = ?config, "starting");
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = crate::server::bind(config.listen)
                 .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
             let state = crate::server::open(config, !no_migrate).await?;
             crate::server::serve(state, listener, crate::server::shutdown_signal()).await

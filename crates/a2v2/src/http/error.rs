@@ -55,6 +55,10 @@ pub enum ApiError {
         "The resource has changed since it was read (If-Match did not match); read it again and retry."
     )]
     PreconditionFailed,
+    #[error(
+        "The request body stopped arriving before it was complete; nothing was changed. Send the request again."
+    )]
+    RequestTimeout,
     #[error("The request body is larger than the limit of {limit} bytes.")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -108,6 +112,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,6 +142,7 @@ impl ApiError {
             RevealDisabled => "reveal_disabled",
             Conflict(_) => "conflict",
             PreconditionFailed => "precondition_failed",
+            RequestTimeout => "request_timeout",
             PayloadTooLarge { .. } => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
             Validation { .. } => "validation_failed",
@@ -190,6 +196,12 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let mut response = self.status().into_response();
+        if let ApiError::RequestTimeout = self {
+            // The rest of the body may still come; the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response.extensions_mut().insert(PendingError {
             status: self.status(),
             body: self.body(),
@@ -209,6 +221,7 @@ fn generic_for(status: StatusCode) -> ApiError {
         StatusCode::NOT_FOUND => ApiError::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+        StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("Send the body as `application/json`.".into())
         }
@@ -322,6 +335,7 @@ mod tests {
             (ApiError::AlreadySetUp, 409, "already_set_up"),
             (ApiError::RevealDisabled, 409, "reveal_disabled"),
             (ApiError::PreconditionFailed, 412, "precondition_failed"),
+            (ApiError::RequestTimeout, 408, "request_timeout"),
             (
                 ApiError::field("name", "is required"),
                 422,

@@ -7,7 +7,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::{connections::BodyStalled, error::ApiError};
 use crate::validate::{self, FromBody};
 
 /// Largest JSON body accepted by management and `/v1` JSON endpoints.
@@ -55,7 +55,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ApiError::BadRequest("The body is not valid JSON.".into())
         }
         JsonRejection::BytesRejection(err) => {
-            if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if stalled(&err) {
+                ApiError::RequestTimeout
+            } else if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge {
                     limit: JSON_BODY_LIMIT,
                 }
@@ -65,6 +67,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         other => ApiError::BadRequest(other.body_text()),
     }
+}
+
+/// Whether reading a body failed because the client stopped sending it. Extractors that read
+/// a body map this to 408 before any handler logic runs, so a stalled upload changes nothing.
+pub fn stalled(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<BodyStalled>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Query string; unknown or ill-typed parameters are 400 `bad_request`.
@@ -99,4 +114,67 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiE
                 .trim_start_matches("Failed to deserialize query string: ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use axum::{
+        body::{Body, Bytes},
+        http::{Request, StatusCode, header},
+    };
+    use hyper::body::Frame;
+
+    use super::*;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    /// A body that yields the start of a JSON object, then fails with what `error` makes.
+    struct FailsAfterFirstChunk {
+        sent: bool,
+        error: fn() -> BoxError,
+    }
+
+    impl hyper::body::Body for FailsAfterFirstChunk {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            if std::mem::replace(&mut self.sent, true) {
+                Poll::Ready(Some(Err((self.error)())))
+            } else {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"name\":")))))
+            }
+        }
+    }
+
+    async fn json_status(error: fn() -> BoxError) -> (StatusCode, &'static str) {
+        let request = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::new(FailsAfterFirstChunk { sent: false, error }))
+            .unwrap();
+        match AppJson::<Value>::from_request(request, &()).await {
+            Ok(_) => panic!("a failing body must not parse"),
+            Err(err) => (err.status(), err.code()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_is_a_request_timeout_and_other_failures_a_bad_request() {
+        assert_eq!(
+            json_status(|| Box::new(BodyStalled)).await,
+            (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+        );
+        assert_eq!(
+            json_status(|| "connection reset".into()).await,
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+    }
 }

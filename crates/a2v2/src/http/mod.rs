@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod client_ip;
+pub mod connections;
 pub mod contacts;
 pub mod error;
 pub mod extract;

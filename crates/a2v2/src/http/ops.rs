@@ -83,7 +83,17 @@ pub async fn metrics(
          a2v2_api_keys_cached {}\n\
          # HELP a2v2_db_acquires_total Database connections handed out by the pool.\n\
          # TYPE a2v2_db_acquires_total counter\n\
-         a2v2_db_acquires_total {}\n",
+         a2v2_db_acquires_total {}\n\
+         # HELP a2v2_connections_open Client connections open now.\n\
+         # TYPE a2v2_connections_open gauge\n\
+         a2v2_connections_open {}\n\
+         # HELP a2v2_connections_closed_total Client connections closed, by reason.\n\
+         # TYPE a2v2_connections_closed_total counter\n\
+         a2v2_connections_closed_total{{reason=\"normal\"}} {}\n\
+         a2v2_connections_closed_total{{reason=\"header_timeout\"}} {}\n\
+         a2v2_connections_closed_total{{reason=\"body_timeout\"}} {}\n\
+         a2v2_connections_closed_total{{reason=\"idle_timeout\"}} {}\n\
+         a2v2_connections_closed_total{{reason=\"limit\"}} {}\n",
         read(&m.verified_ok),
         read(&m.rejected_malformed),
         read(&m.rejected_unknown),
@@ -94,6 +104,12 @@ pub async fn metrics(
         crate::members::argon2_runs(),
         state.keys.cache().len(),
         state.store.acquires(),
+        read(&m.connections.open),
+        read(&m.connections.closed_normally),
+        read(&m.connections.closed_header_timeout),
+        read(&m.connections.closed_body_timeout),
+        read(&m.connections.closed_idle_timeout),
+        read(&m.connections.refused_at_limit),
     );
     let mut body = body;
     registry.render(&mut body);

@@ -15,3 +15,4 @@ mod keys_cli;
 mod members;
 mod metrics;
 mod netfault;
+mod slow_clients;
