@@ -40,3 +40,148 @@ pub trait Ocr: Send + Sync {
     /// The text of one page (1-based) of a PDF, read from the page's image.
     fn read_pdf_page(&self, pdf: &[u8], page_number: u32) -> Result<String, ExtractError>;
 }
+
+/// A format the library recognises from a file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Pdf,
+    Docx,
+    Html,
+    Text,
+    Csv,
+    Email,
+    Png,
+    Jpeg,
+    Tiff,
+    Webp,
+}
+
+/// Bounds on the work one document may cost; exceeding one is [`ExtractError::LimitExceeded`].
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_pages: u32,
+    /// Total bytes a container (DOCX ZIP, e-mail attachments) may expand to.
+    pub max_expanded_bytes: u64,
+    pub max_text_chars: usize,
+}
+
+/// What the caller asks of one extraction.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// `None` when OCR is unavailable: images then fail with [`ExtractError::OcrUnavailable`]
+    /// and PDF pages without a text layer stay empty.
+    pub ocr: Option<std::sync::Arc<dyn Ocr>>,
+    pub limits: Limits,
+    /// The client's `schema` part.
+    pub schema: Option<Schema>,
+    /// The client's file name, a hint only (e.g. `.csv` for comma-separated text).
+    pub filename: Option<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_pages: 2_000, max_expanded_bytes: 256 << 20, max_text_chars: 20_000_000 }
+    }
+}
+
+/// The text of one page (1-based). Formats without pages have a single page 1.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Page {
+    pub number: u32,
+    pub text: String,
+    /// True when this page's text was read by OCR.
+    pub ocr: bool,
+}
+
+/// One value found in the text, as SPEC's `fields` entries: `raw` only where it differs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Found {
+    pub value: String,
+    pub page: u32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Amount {
+    pub value: String,
+    pub currency: Option<String>,
+    pub page: u32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+    pub page: u32,
+}
+
+/// SPEC's `fields` object.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fields {
+    pub emails: Vec<Found>,
+    pub phones: Vec<Found>,
+    pub urls: Vec<Found>,
+    pub dates: Vec<Found>,
+    pub amounts: Vec<Amount>,
+    pub key_values: Vec<KeyValue>,
+}
+
+/// A person the document names, as SPEC's `contacts` entries.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Contact {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub job_title: Option<String>,
+}
+
+/// Everything extracted from one document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Extraction {
+    pub format: Format,
+    /// The detected media type, e.g. `application/pdf`.
+    pub content_type: &'static str,
+    pub pages: Vec<Page>,
+    /// The pages' text joined in reading order.
+    pub text: String,
+    pub ocr: bool,
+    pub fields: Fields,
+    pub contacts: Vec<Contact>,
+    /// One entry per schema field, `null` where not found; empty without a schema.
+    pub schema_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The client's extraction schema (SPEC §3): named fields, each with a type and the labels
+/// that introduce it in a document.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    pub fields: Vec<SchemaField>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: SchemaFieldType,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaFieldType {
+    String,
+    Number,
+    Date,
+    Money,
+    Email,
+    Phone,
+}
