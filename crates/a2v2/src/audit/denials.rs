@@ -63,6 +63,9 @@ pub struct Denial {
 struct Pending {
     id: String,
     denial: Denial,
+    /// The final count of the event this kind's previous minute wrote, when some of it was
+    /// not flushed yet: written before the new event so a minute boundary loses nothing.
+    retired: Option<(String, u64)>,
 }
 
 #[derive(Clone)]
@@ -143,13 +146,24 @@ impl Denials {
             return;
         }
         let id = new_id("evt");
+        let retired = (slot.count > slot.flushed).then(|| (slot.event_id.clone(), slot.count));
         *slot = Slot {
             minute,
             event_id: id.clone(),
             count: 1,
             flushed: 1,
         };
-        if self.writer.try_send(Pending { id, denial }).is_err() {
+        // Sent while the slot's shard is still locked: a flush that sees this slot finds its
+        // event already queued, so it can insert the event before updating its count.
+        if self
+            .writer
+            .try_send(Pending {
+                id,
+                denial,
+                retired,
+            })
+            .is_err()
+        {
             tracing::warn!("audit writer is behind or stopped; a denied request was not recorded");
         }
     }
@@ -167,27 +181,29 @@ async fn write_events(
             biased;
             () = stop.notified() => {
                 inbox.close();
-                while let Some(event) = inbox.recv().await {
-                    if let Err(err) = insert(&store, event).await {
-                        tracing::error!(error = %err, "writing an api_request.denied event failed");
-                    }
-                }
-                flush_counts(&store, &slots).await;
+                flush_counts(&store, &slots, &mut inbox).await;
                 return;
             }
             next = inbox.recv() => match next {
-                Some(event) => {
-                    if let Err(err) = insert(&store, event).await {
-                        tracing::error!(error = %err, "writing an api_request.denied event failed");
-                    }
-                }
+                Some(event) => write(&store, event).await,
                 None => {
-                    flush_counts(&store, &slots).await;
+                    flush_counts(&store, &slots, &mut inbox).await;
                     return;
                 }
             },
-            _ = tick.tick() => flush_counts(&store, &slots).await,
+            _ = tick.tick() => flush_counts(&store, &slots, &mut inbox).await,
         }
+    }
+}
+
+async fn write(store: &Store, mut event: Pending) {
+    if let Some(retired) = event.retired.take()
+        && let Err(err) = set_counts(store, &[retired]).await
+    {
+        tracing::error!(error = %err, "updating a denial count failed");
+    }
+    if let Err(err) = insert(store, event).await {
+        tracing::error!(error = %err, "writing an api_request.denied event failed");
     }
 }
 
@@ -233,7 +249,13 @@ async fn insert(store: &Store, event: Pending) -> Result<(), StoreError> {
     .await
 }
 
-async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {
+/// Writes the counts that grew since the last flush. Events already queued are inserted first:
+/// a count seen here may belong to an event still in the queue.
+async fn flush_counts(
+    store: &Store,
+    slots: &DashMap<Kind, Slot>,
+    inbox: &mut mpsc::Receiver<Pending>,
+) {
     let minute = now_ms() / 60_000;
     let mut pending = Vec::new();
     slots.retain(|_, slot| {
@@ -243,20 +265,23 @@ async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {
         }
         slot.minute >= minute - 1
     });
+    while let Ok(event) = inbox.try_recv() {
+        write(store, event).await;
+    }
     if pending.is_empty() {
         return;
     }
-    let result = async {
-        let mut conn = store.conn().await?;
-        for (event_id, count) in pending {
-            store::audit::set_count(&mut conn, &event_id, count as i64).await?;
-        }
-        Ok::<_, StoreError>(())
-    }
-    .await;
-    if let Err(err) = result {
+    if let Err(err) = set_counts(store, &pending).await {
         tracing::error!(error = %err, "updating denial counts failed");
     }
+}
+
+async fn set_counts(store: &Store, counts: &[(String, u64)]) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    for (event_id, count) in counts {
+        store::audit::set_count(&mut conn, event_id, *count as i64).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
