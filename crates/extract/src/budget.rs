@@ -33,8 +33,8 @@ impl Budget {
         Ok(())
     }
 
-    pub(crate) fn timed_out(&self) -> bool {
-        Instant::now() > self.deadline
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Accounts for `bytes` of decompressed container content.

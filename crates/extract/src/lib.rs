@@ -7,6 +7,7 @@ mod decode;
 mod detect;
 mod fields;
 mod html;
+mod pdf;
 mod pipeline;
 mod tabular;
 

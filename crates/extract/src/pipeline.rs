@@ -140,7 +140,8 @@ pub(crate) fn read_pages(
             }
             Ok(pages)
         }
-        Format::Pdf | Format::Docx | Format::Email => Err(ExtractError::Unsupported),
+        Format::Pdf => crate::pdf::read_pdf(bytes, options, budget),
+        Format::Docx | Format::Email => Err(ExtractError::Unsupported),
     }
 }
 

@@ -70,7 +70,7 @@ const NUMBER: &str = r"\d{1,3}(?:[ \u{a0}\u{202f}\u{2009}'’]\d{3})+(?:[.,]\d{1
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     let cur = currency_alternation();
     Regex::new(&format!(
-        r"(?P<neg1>[-−]\s?)?(?P<open1>\(\s?)?(?P<pre>{cur})\s?(?P<neg2>[-−]\s?)?(?P<num1>{NUMBER})(?P<trail1>-)?|(?P<open2>\()?(?P<neg3>[-−]\s?)?(?P<num2>{NUMBER})\s?(?P<post>{cur})(?P<trail2>-)?"
+        r"(?P<neg1>[-−]\s?)?(?P<open1>\(\s?)?(?P<pre>{cur})[ \u{{a0}}]?(?P<neg2>[-−]\s?)?(?P<num1>{NUMBER})(?P<trail1>-)?|(?P<open2>\()?(?P<neg3>[-−]\s?)?(?P<num2>{NUMBER})[ \u{{a0}}]?(?P<post>{cur})(?P<trail2>-)?"
     ))
     .expect("static regex")
 });
