@@ -16,6 +16,10 @@ fn main() {
             }
         };
         let started = Instant::now();
+        let options = a2v2_extract::Options {
+            filename: Some(path.clone()),
+            ..options.clone()
+        };
         let result = a2v2_extract::extract(&bytes, &options);
         let elapsed = started.elapsed();
         match result {

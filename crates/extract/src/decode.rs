@@ -31,6 +31,27 @@ pub(crate) fn decode_text(bytes: &[u8], declared: Option<&'static Encoding>) -> 
     Some(text.into_owned()).filter(|t| !looks_binary(t))
 }
 
+/// The text of UTF-16 or UTF-32 bytes (with or without a byte-order mark); `None` for
+/// anything else.
+pub(crate) fn wide_text(bytes: &[u8]) -> Option<String> {
+    if let Some(text) = decode_utf32_bom(bytes) {
+        return text;
+    }
+    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes)
+        && encoding != encoding_rs::UTF_8
+    {
+        return Some(
+            encoding
+                .decode_without_bom_handling(&bytes[bom_len..])
+                .0
+                .into_owned(),
+        );
+    }
+    let encoding = utf16_without_bom(bytes)?;
+    let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+    (!had_errors).then(|| text.into_owned())
+}
+
 /// `Some(None)` when a UTF-32 mark is present but the content is not valid UTF-32.
 fn decode_utf32_bom(bytes: &[u8]) -> Option<Option<String>> {
     let little = bytes.starts_with(&[0xFF, 0xFE, 0, 0]);

@@ -5,6 +5,8 @@
 mod budget;
 mod decode;
 mod detect;
+mod docx;
+mod email;
 mod fields;
 mod html;
 mod pdf;

@@ -105,7 +105,6 @@ pub(crate) fn read_pages(
     depth: u32,
 ) -> Result<Vec<Page>, ExtractError> {
     budget.check_time()?;
-    let _ = depth;
     match format {
         Format::Text => {
             let text = decode::decode_text(bytes, None).ok_or(ExtractError::Unsupported)?;
@@ -141,7 +140,14 @@ pub(crate) fn read_pages(
             Ok(pages)
         }
         Format::Pdf => crate::pdf::read_pdf(bytes, options, budget),
-        Format::Docx | Format::Email => Err(ExtractError::Unsupported),
+        Format::Docx => {
+            let text = crate::docx::read_docx(bytes, budget)?;
+            single_page(text, budget)
+        }
+        Format::Email => {
+            let text = crate::email::read_email(bytes, options, budget, depth)?;
+            single_page(text, budget)
+        }
     }
 }
 
