@@ -3,6 +3,7 @@
 //! no files; every entry point takes bytes and returns values or an [`ExtractError`].
 
 mod budget;
+mod contacts;
 mod decode;
 mod detect;
 mod docx;
@@ -11,6 +12,7 @@ mod fields;
 mod html;
 mod pdf;
 mod pipeline;
+mod schema;
 mod tabular;
 
 pub use detect::detect;

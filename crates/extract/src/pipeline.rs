@@ -52,7 +52,13 @@ fn extract_inner(bytes: &[u8], options: &Options) -> Result<Extraction, ExtractE
         .map(|p| p.text.as_str())
         .collect::<Vec<_>>()
         .join(PAGE_SEPARATOR);
-    let fields = fields::find_fields(&pages, options.default_region.as_deref());
+    let region = options.default_region.as_deref();
+    let fields = fields::find_fields(&pages, region);
+    let contacts = crate::contacts::find_contacts(&pages, region);
+    let schema_fields = match &options.schema {
+        Some(schema) => crate::schema::schema_fields(schema, &text, &fields, region),
+        None => serde_json::Map::new(),
+    };
     budget.check_time()?;
     Ok(Extraction {
         format,
@@ -61,8 +67,8 @@ fn extract_inner(bytes: &[u8], options: &Options) -> Result<Extraction, ExtractE
         text,
         pages,
         fields,
-        contacts: Vec::new(),
-        schema_fields: serde_json::Map::new(),
+        contacts,
+        schema_fields,
     })
 }
 

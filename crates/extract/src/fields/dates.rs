@@ -120,7 +120,7 @@ static DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
 });
 static MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b",
+        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:\s*,\s*|\s+)(\d{{4}})\b",
         month_pattern()
     ))
     .expect("static regex")
@@ -272,6 +272,7 @@ mod tests {
             "2026-03-12T10:00:00Z",
             "12.03.26",
             "12 maart 2026",
+            "March 12 , 2026",
         ] {
             assert_eq!(one(s, d).as_deref(), Some("2026-03-12"), "{s}");
         }
