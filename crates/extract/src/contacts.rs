@@ -12,26 +12,29 @@ use crate::{Contact, Page};
 
 const MAX_CONTACTS: usize = 200;
 
-static HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?i:from|to|cc|bcc|reply-to|sender):\s*(.+)$").expect("static regex")
-});
-static NAMED_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?:"([^"]+)"|([^",<>]+?))\s*<([^<>\s]+@[^<>\s]+)>"#).expect("static regex")
-});
+static HEADER: LazyLock<Regex> =
+    LazyLock::new(|| crate::static_regex(r"^(?i:from|to|cc|bcc|reply-to|sender):\s*(.+)$"));
+static NAMED_ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| crate::static_regex(r#"(?:"([^"]+)"|([^",<>]+?))\s*<([^<>\s]+@[^<>\s]+)>"#));
 static COMPANY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(inc|ltd|llc|llp|plc|gmbh|ag|sa|sas|sarl|bv|nv|oy|ab|as|srl|spa|corp|corporation|company|co|limited|group|holdings|technologies|solutions|consulting|partners|studio|labs|university|institute|bank)\b\.?")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)\b(inc|ltd|llc|llp|plc|gmbh|ag|sa|sas|sarl|bv|nv|oy|ab|as|srl|spa|corp|corporation|company|co|limited|group|holdings|technologies|solutions|consulting|partners|studio|labs|university|institute|bank)\b\.?",
+    )
 });
 static TITLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(ceo|cto|cfo|coo|cio|vp|founder|co-founder|owner|president|director|manager|head of|lead|engineer|developer|designer|consultant|analyst|architect|officer|assistant|associate|partner|specialist|coordinator|representative|sales|accountant|attorney|lawyer|professor|doctor|dr\.|scientist|researcher|editor|advisor|administrator|executive|chairman|secretary|geschäftsführer|leiter|berater|ingenieur|directeur|responsable|gérant)\b")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)\b(ceo|cto|cfo|coo|cio|vp|founder|co-founder|owner|president|director|manager|head of|lead|engineer|developer|designer|consultant|analyst|architect|officer|assistant|associate|partner|specialist|coordinator|representative|sales|accountant|attorney|lawyer|professor|doctor|dr\.|scientist|researcher|editor|advisor|administrator|executive|chairman|secretary|geschäftsführer|leiter|berater|ingenieur|directeur|responsable|gérant)\b",
+    )
 });
 static SIGN_OFF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(best|best regards|kind regards|regards|warm regards|many thanks|thanks|thank you|cheers|sincerely|yours sincerely|yours truly|mit freundlichen grüßen|viele grüße|beste grüße|cordialement|bien à vous)[,.!]?$")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)^(best|best regards|kind regards|regards|warm regards|many thanks|thanks|thank you|cheers|sincerely|yours sincerely|yours truly|mit freundlichen grüßen|viele grüße|beste grüße|cordialement|bien à vous)[,.!]?$",
+    )
 });
 static LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(bill to|billed to|invoice to|ship to|sold to|customer|client|contact|attn|attention|rechnungsempfänger|kunde|facturé à|client)\s*[:.]?\s*").expect("static regex")
+    crate::static_regex(
+        r"(?i)^(bill to|billed to|invoice to|ship to|sold to|customer|client|contact|attn|attention|rechnungsempfänger|kunde|facturé à|client)\s*[:.]?\s*",
+    )
 });
 
 /// A line that could be a person's name: two to four capitalised words of letters.

@@ -206,7 +206,7 @@ fn part_text(
     let mut events = 0usize;
     loop {
         events += 1;
-        if events % 65_536 == 0 {
+        if events.is_multiple_of(65_536) {
             budget.check_time()?;
         }
         let event = reader.read_event().map_err(corrupt)?;
@@ -259,11 +259,7 @@ fn part_text(
                         list = Some((id, list.map_or(0, |l| l.1)));
                     }
                 }
-                b"p" => {
-                    if tables.is_empty() {
-                        out.push('\n');
-                    }
-                }
+                b"p" if tables.is_empty() => out.push('\n'),
                 _ => {}
             },
             Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content().map_err(corrupt)?),

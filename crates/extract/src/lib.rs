@@ -16,6 +16,12 @@ mod schema;
 mod tabular;
 
 pub use detect::detect;
+
+/// Compiles one of the library's constant patterns (every one is exercised by unit tests).
+#[allow(clippy::expect_used)]
+fn static_regex(pattern: &str) -> regex::Regex {
+    regex::Regex::new(pattern).expect("constant pattern")
+}
 pub use fields::find_fields;
 pub use pipeline::{PAGE_SEPARATOR, extract};
 

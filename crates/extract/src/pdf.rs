@@ -57,7 +57,7 @@ impl OutputDev for Collector {
         font_size: f64,
         text: &str,
     ) -> Result<(), OutputError> {
-        if self.glyphs.len() % 1024 == 0 && Instant::now() > self.deadline {
+        if self.glyphs.len().is_multiple_of(1024) && Instant::now() > self.deadline {
             self.timed_out = true;
             return Err(OutputError::FormatError(std::fmt::Error));
         }
@@ -223,7 +223,7 @@ fn gutter(lines: &[Line]) -> Option<f64> {
     let left_edge = runs.iter().map(|r| r.u0).fold(f64::INFINITY, f64::min);
     let right_edge = runs.iter().map(|r| r.u1).fold(f64::NEG_INFINITY, f64::max);
     let width = right_edge - left_edge;
-    if !(width > 0.0) {
+    if width.is_nan() || width <= 0.0 {
         return None;
     }
     let mut best: Option<(usize, f64)> = None;

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static WIDE_GAP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\t| {3,}").expect("static regex"));
+static WIDE_GAP: LazyLock<Regex> = LazyLock::new(|| crate::static_regex(r"\t| {3,}"));
 
 /// Labels that precede a colon without labelling a value.
 const NOT_LABELS: &[&str] = &[
