@@ -12,8 +12,12 @@ mod fields;
 mod html;
 mod pdf;
 mod pipeline;
+#[cfg(test)]
+mod properties;
 mod schema;
 mod tabular;
+#[doc(hidden)]
+pub mod testpdf;
 
 pub use detect::detect;
 

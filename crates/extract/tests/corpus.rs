@@ -5,6 +5,8 @@
 //! The corpus is found through `A2V2_CORPUS_DIR`, else `../../../shared/corpus` from this
 //! crate, else `/work/shared/corpus`; without it the tests say so and pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
