@@ -187,6 +187,57 @@ mod tests {
     }
 
     #[test]
+    fn the_time_budget_is_enforced() {
+        let mut options = Options::default();
+        options.limits.max_duration = std::time::Duration::ZERO;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(
+            extract(b"some text", &options).unwrap_err().code(),
+            "limit_exceeded"
+        );
+    }
+
+    struct FakeOcr;
+
+    impl crate::Ocr for FakeOcr {
+        fn read_image(&self, _: &[u8]) -> Result<Vec<String>, ExtractError> {
+            Ok(vec![
+                "page one".into(),
+                "page two mail a@example.com".into(),
+            ])
+        }
+        fn read_pdf_page(&self, _: &[u8], n: u32) -> Result<String, ExtractError> {
+            Ok(format!("scanned page {n}"))
+        }
+    }
+
+    #[test]
+    fn ocr_reads_images_and_pages_without_text() {
+        let options = Options {
+            ocr: Some(std::sync::Arc::new(FakeOcr)),
+            ..Options::default()
+        };
+        let e = extract(b"\x89PNG\r\n\x1a\n\0\0\0\0", &options).unwrap();
+        assert!(e.ocr);
+        assert_eq!(e.pages.len(), 2);
+        assert_eq!(e.fields.emails[0].page, 2);
+        let pdf = crate::testpdf::pdf_with_pages(&[
+            vec![],
+            vec![crate::testpdf::Line {
+                x: 50.0,
+                y: 800.0,
+                text: "A page with a real text layer on it",
+            }],
+        ]);
+        let e = extract(&pdf, &options).unwrap();
+        assert_eq!(
+            (e.pages[0].ocr, e.pages[0].text.as_str()),
+            (true, "scanned page 1")
+        );
+        assert!(!e.pages[1].ocr);
+    }
+
+    #[test]
     fn images_need_ocr() {
         let err = extract(b"\x89PNG\r\n\x1a\n\0\0\0\0", &Options::default()).unwrap_err();
         assert_eq!(err, ExtractError::OcrUnavailable);
