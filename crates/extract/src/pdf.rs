@@ -396,18 +396,19 @@ fn page_text(doc: &Document, number: u32, budget: &Budget) -> Result<String, Ext
     if collector.timed_out {
         budget.check_time()?;
     }
-    match result {
-        Ok(Ok(())) => Ok(layout(&collector.glyphs)),
-        _ if !collector.glyphs.is_empty() => Ok(layout(&collector.glyphs)),
-        _ => {
-            let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])));
-            Ok(fallback
-                .ok()
-                .and_then(Result::ok)
-                .map(|t| crate::pipeline::tidy(&t))
-                .unwrap_or_default())
-        }
+    if let Ok(Ok(())) = result {
+        return Ok(layout(&collector.glyphs));
     }
+    // pdf-extract stopped part-way (an unsupported font or stream, or a panic): keep what it
+    // laid out unless lopdf's simpler reader finds more of the page.
+    let partial = layout(&collector.glyphs);
+    let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
+        .ok()
+        .and_then(Result::ok)
+        .map(|t| crate::pipeline::tidy(&t))
+        .unwrap_or_default();
+    let letters = |t: &str| t.chars().filter(|c| c.is_alphanumeric()).count();
+    Ok(if letters(&fallback) > letters(&partial) { fallback } else { partial })
 }
 
 pub(crate) fn read_pdf(
