@@ -408,7 +408,11 @@ fn page_text(doc: &Document, number: u32, budget: &Budget) -> Result<String, Ext
         .map(|t| crate::pipeline::tidy(&t))
         .unwrap_or_default();
     let letters = |t: &str| t.chars().filter(|c| c.is_alphanumeric()).count();
-    Ok(if letters(&fallback) > letters(&partial) { fallback } else { partial })
+    Ok(if letters(&fallback) > letters(&partial) {
+        fallback
+    } else {
+        partial
+    })
 }
 
 pub(crate) fn read_pdf(
