@@ -2,6 +2,8 @@
 //! scanned pages, and the fields and contacts found in the text. Pure: no HTTP, no database,
 //! no files; every entry point takes bytes and returns values or an [`ExtractError`].
 
+pub mod ocr;
+
 /// Why a document could not be extracted. `code` is stable and reaches API clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
@@ -81,7 +83,11 @@ pub struct Options {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pages: 2_000, max_expanded_bytes: 256 << 20, max_text_chars: 20_000_000 }
+        Self {
+            max_pages: 2_000,
+            max_expanded_bytes: 256 << 20,
+            max_text_chars: 20_000_000,
+        }
     }
 }
 
