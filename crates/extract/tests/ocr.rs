@@ -5,10 +5,11 @@
 mod ocr {
     use std::path::PathBuf;
     use std::sync::{Arc, OnceLock};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
-    use a2v2_extract::Ocr;
-    use a2v2_extract::ocr::Tesseract;
+    use a2v2_extract::ocr::{OcrLoadError, Tesseract, TesseractConfig};
+    use a2v2_extract::{ExtractError, Ocr};
+    use lopdf::{Document, Object, Stream, dictionary};
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -163,6 +164,250 @@ mod ocr {
             failures.is_empty(),
             "below the thresholds:\n{}",
             failures.join("\n---\n")
+        );
+    }
+
+    fn normalised(text: &str) -> String {
+        words(text).join(" ")
+    }
+
+    /// What field and contact extraction look for is in the text read from the pictures, as
+    /// written (emails, phones, totals, invoice numbers).
+    #[test]
+    fn ocr_reads_the_fields_of_cards_invoices_and_receipts() {
+        let card = [
+            "anna.schmidt@northwind-logistics.com",
+            "+49 30 1234 5678",
+            "Anna Schmidt",
+        ];
+        let invoice = [
+            "INV-2026-0042",
+            "12 March 2026",
+            "jonathan.miller@millersons.co.uk",
+            "+44 20 7946 0958",
+            "Total Due: $1,481.40",
+        ];
+        for (file, expected) in [
+            ("card-photo.jpg", &card[..]),
+            ("card-exif.jpg", &card[..]),
+            ("invoice.png", &invoice[..]),
+            (
+                "receipt-photo.jpg",
+                &["TOTAL EUR 9.70", "2026-03-12 08:41"][..],
+            ),
+        ] {
+            let text = normalised(&engine().read_image(&fixture(file)).unwrap().join("\n"));
+            for value in expected {
+                assert!(text.contains(value), "{file}: {value:?} not in {text:?}");
+            }
+        }
+        let page = engine().read_pdf_page(&fixture("scan.pdf"), 1).unwrap();
+        for value in invoice {
+            assert!(
+                normalised(&page).contains(value),
+                "scan.pdf: {value:?} not in {page:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ocr_unavailable_is_a_clean_error() {
+        let mut config = TesseractConfig::new("eng");
+        config.library = Some(PathBuf::from("/nonexistent/libtesseract.so.5"));
+        let error = Tesseract::load_with(config).unwrap_err();
+        assert!(matches!(error, OcrLoadError::Library(_)), "{error:?}");
+        assert!(error.to_string().contains("scripts/install-ocr"), "{error}");
+
+        let error = Tesseract::load("zzz").unwrap_err();
+        assert!(matches!(error, OcrLoadError::Languages(_)), "{error:?}");
+        for invalid in ["", "eng+", "eng deu", "../eng", "eng;rm"] {
+            let error = Tesseract::load(invalid).unwrap_err();
+            assert_eq!(error, OcrLoadError::InvalidLanguages(invalid.into()));
+        }
+        let both = Tesseract::load("eng+deu").unwrap();
+        assert_eq!(both.languages(), "eng+deu");
+        assert!(both.version().starts_with(['4', '5']), "{}", both.version());
+    }
+
+    /// A PNG header that claims a huge image: refused before any pixel memory is taken.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        fn crc(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &byte in bytes {
+                crc ^= u32::from(byte);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            png.extend((data.len() as u32).to_be_bytes());
+            let body = [kind, data].concat();
+            png.extend(&body);
+            png.extend(crc(&body).to_be_bytes());
+        };
+        let header = [
+            &width.to_be_bytes()[..],
+            &height.to_be_bytes(),
+            &[8, 0, 0, 0, 0],
+        ]
+        .concat();
+        chunk(b"IHDR", &header);
+        chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(b"IEND", &[]);
+        png
+    }
+
+    /// A one-page PDF drawing one image XObject with `dict` and `content`.
+    fn image_pdf(dict: lopdf::Dictionary, content: Vec<u8>) -> Vec<u8> {
+        let mut document = Document::with_version("1.5");
+        let pages_id = document.new_object_id();
+        let image_id = document.add_object(Stream::new(dict, content));
+        let page_content = document.add_object(Stream::new(
+            dictionary! {},
+            b"q 612 0 0 792 0 0 cm /Im0 Do Q".to_vec(),
+        ));
+        let page_id = document.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+            "Contents" => page_content,
+            "Resources" => dictionary! { "XObject" => dictionary! { "Im0" => image_id } },
+        });
+        document.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! {
+                "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            }),
+        );
+        let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        document.trailer.set("Root", catalog);
+        let mut bytes = Vec::new();
+        document.save_to(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn ocr_refuses_corrupt_and_oversized_input_cleanly() {
+        let ocr = engine();
+        let card = fixture("card.png");
+        assert!(matches!(
+            ocr.read_image(&card[..card.len() / 2]),
+            Err(ExtractError::Corrupt(_))
+        ));
+        assert_eq!(
+            ocr.read_image(b"%PDF-1.4 not an image"),
+            Err(ExtractError::Unsupported)
+        );
+        assert_eq!(ocr.read_image(b""), Err(ExtractError::Unsupported));
+        let bomb = ocr.read_image(&png_claiming(100_000, 100_000));
+        assert!(
+            matches!(bomb, Err(ExtractError::LimitExceeded(_))),
+            "{bomb:?}"
+        );
+        let bomb = ocr.read_image(&png_claiming(19_000, 19_000));
+        assert!(
+            matches!(bomb, Err(ExtractError::LimitExceeded(_))),
+            "{bomb:?}"
+        );
+
+        let tiff = fixture("scan.tiff");
+        assert!(ocr.read_image(&tiff[..tiff.len() - 2000]).is_err());
+
+        let pdf = fixture("scan.pdf");
+        assert!(matches!(
+            ocr.read_pdf_page(&pdf, 4),
+            Err(ExtractError::Corrupt(_))
+        ));
+        assert!(matches!(
+            ocr.read_pdf_page(b"not a pdf", 1),
+            Err(ExtractError::Corrupt(_))
+        ));
+
+        // An image that claims 100,000 × 100,000 pixels; and one whose Flate data inflates far
+        // beyond its stated size (it is cut off at the size, then read as a blank page).
+        let huge = image_pdf(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Image", "Width" => 100_000, "Height" => 100_000,
+                "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8,
+            },
+            vec![0; 16],
+        );
+        assert!(matches!(
+            ocr.read_pdf_page(&huge, 1),
+            Err(ExtractError::LimitExceeded(_))
+        ));
+        let mut zeros = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut zeros, &vec![255u8; 64 << 20]).unwrap();
+        let inflating = image_pdf(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Image", "Width" => 100, "Height" => 100,
+                "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8, "Filter" => "FlateDecode",
+            },
+            zeros.finish().unwrap(),
+        );
+        assert_eq!(ocr.read_pdf_page(&inflating, 1), Ok(String::new()));
+        let jpeg2000 = image_pdf(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Image", "Width" => 10, "Height" => 10,
+                "Filter" => "JPXDecode",
+            },
+            vec![0; 16],
+        );
+        assert!(matches!(
+            ocr.read_pdf_page(&jpeg2000, 1),
+            Err(ExtractError::OcrFailed(_))
+        ));
+    }
+
+    #[test]
+    fn ocr_page_time_budget_stops_a_slow_page() {
+        let mut config = TesseractConfig::new("eng");
+        config.page_timeout = Duration::from_millis(1);
+        let slow = Tesseract::load_with(config).unwrap();
+        let started = Instant::now();
+        let result = slow.read_image(&fixture("invoice.png"));
+        assert!(
+            matches!(result, Err(ExtractError::LimitExceeded(_))),
+            "{result:?}"
+        );
+        // The budget covers recognition, not the layout analysis before it (a few seconds for
+        // an A4 page on a busy machine), so only a generous bound holds here.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn ocr_engines_are_shared_between_threads() {
+        let mut config = TesseractConfig::new("eng");
+        config.engines = 2;
+        let ocr = Arc::new(Tesseract::load_with(config).unwrap());
+        let card = Arc::new(fixture("card.png"));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (ocr, card) = (ocr.clone(), card.clone());
+                std::thread::spawn(move || ocr.read_image(&card))
+            })
+            .collect();
+        let texts: Vec<_> = readers
+            .into_iter()
+            .map(|r| r.join().unwrap().unwrap())
+            .collect();
+        assert!(texts.iter().all(|t| t == &texts[0]), "{texts:?}");
+        assert_eq!(
+            score(&truth("card.png")[0], &texts[0][0]).1,
+            1.0,
+            "{:?}",
+            texts[0]
         );
     }
 }
