@@ -77,13 +77,19 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<ImageKind> {
     }
 }
 
-/// The pages of an image file, upright, as 8-bit grayscale.
-pub(super) fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<GrayImage>, ExtractError> {
+/// Hands each page of an image file, upright, as 8-bit grayscale, to `page` as soon as it is
+/// decoded, so that only one page of a long TIFF is held at a time.
+pub(super) fn decode(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    page: impl FnMut(GrayImage) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
+    let mut page = page;
     match sniff(bytes).ok_or(ExtractError::Unsupported)? {
-        ImageKind::Png => decode_single(bytes, ImageFormat::Png, limits).map(|page| vec![page]),
-        ImageKind::Jpeg => decode_single(bytes, ImageFormat::Jpeg, limits).map(|page| vec![page]),
-        ImageKind::Webp => decode_single(bytes, ImageFormat::WebP, limits).map(|page| vec![page]),
-        ImageKind::Tiff => decode_tiff(bytes, limits),
+        ImageKind::Png => page(decode_single(bytes, ImageFormat::Png, limits)?),
+        ImageKind::Jpeg => page(decode_single(bytes, ImageFormat::Jpeg, limits)?),
+        ImageKind::Webp => page(decode_single(bytes, ImageFormat::WebP, limits)?),
+        ImageKind::Tiff => decode_tiff(bytes, limits, page),
     }
 }
 
@@ -129,7 +135,11 @@ pub(super) fn decode_single(
 }
 
 /// Every page of a TIFF file.
-fn decode_tiff(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<GrayImage>, ExtractError> {
+fn decode_tiff(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    mut page: impl FnMut(GrayImage) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
     use tiff::decoder::{Decoder, DecodingResult};
     use tiff::tags::Tag;
 
@@ -140,9 +150,9 @@ fn decode_tiff(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<GrayImage>, Ext
     let mut decoder = Decoder::new(Cursor::new(bytes))
         .map_err(tiff_error)?
         .with_limits(tiff_limits);
-    let mut pages = Vec::new();
+    let mut pages = 0u32;
     loop {
-        if pages.len() >= limits.max_pages as usize {
+        if pages >= limits.max_pages {
             return Err(ExtractError::LimitExceeded(format!(
                 "the TIFF file has more than {} pages",
                 limits.max_pages
@@ -163,20 +173,20 @@ fn decode_tiff(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<GrayImage>, Ext
             }
             _ => return Err(unsupported_tiff(color)),
         };
-        let mut page = image::DynamicImage::ImageLuma8(gray);
+        let mut upright = image::DynamicImage::ImageLuma8(gray);
         if let Some(orientation) = orientation
             .and_then(|o| u8::try_from(o).ok())
             .and_then(image::metadata::Orientation::from_exif)
         {
-            page.apply_orientation(orientation);
+            upright.apply_orientation(orientation);
         }
-        pages.push(page.into_luma8());
+        page(upright.into_luma8())?;
+        pages += 1;
         if !decoder.more_images() {
-            break;
+            return Ok(());
         }
         decoder.next_image().map_err(tiff_error)?;
     }
-    Ok(pages)
 }
 
 fn tiff_error(e: tiff::TiffError) -> ExtractError {

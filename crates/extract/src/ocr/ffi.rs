@@ -50,7 +50,7 @@ impl Api {
             // Tesseract's own global tables; no other code of ours runs meanwhile.
             Some(path) => unsafe { Library::new(path) }.map_err(|e| e.to_string())?,
             None => {
-                let mut last_error = String::new();
+                let mut errors = Vec::new();
                 let mut found = None;
                 for name in LIBRARY_NAMES {
                     // SAFETY: as above.
@@ -59,10 +59,10 @@ impl Api {
                             found = Some(library);
                             break;
                         }
-                        Err(e) => last_error = e.to_string(),
+                        Err(e) => errors.push(e.to_string()),
                     }
                 }
-                found.ok_or(last_error)?
+                found.ok_or_else(|| errors.join("; "))?
             }
         };
         macro_rules! symbol {

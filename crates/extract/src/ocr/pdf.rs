@@ -21,12 +21,14 @@ const MAX_FORM_DEPTH: u32 = 3;
 /// Images read from one page at most.
 const MAX_IMAGES: usize = 16;
 
-/// The scanned images of page `page_number` (1-based), upright, in the order the page names them.
+/// Hands the scanned images of page `page_number` (1-based), upright, in the order the page
+/// names them, to `image` one at a time.
 pub(super) fn page_images(
     pdf: &[u8],
     page_number: u32,
     limits: &ImageLimits,
-) -> Result<Vec<GrayImage>, ExtractError> {
+    mut image: impl FnMut(GrayImage) -> Result<(), ExtractError>,
+) -> Result<(), ExtractError> {
     let document = Document::load_mem(pdf).map_err(|e| {
         if pdf.windows(8).any(|w| w == b"/Encrypt") {
             ExtractError::Encrypted
@@ -59,20 +61,19 @@ pub(super) fn page_images(
     let rotation = inherited_integer(&document, page_id, b"Rotate")
         .unwrap_or(0)
         .rem_euclid(360);
-    let mut pages = Vec::new();
-    for (_, image) in streams
+    for (_, candidate) in streams
         .iter()
         .filter(|(_, s)| s.area * MIN_SHARE_OF_LARGEST >= largest)
     {
-        let gray = decode_image(&document, image.stream, limits)?;
-        pages.push(match rotation {
+        let gray = decode_image(&document, candidate.stream, limits)?;
+        image(match rotation {
             90 => imageops::rotate90(&gray),
             180 => imageops::rotate180(&gray),
             270 => imageops::rotate270(&gray),
             _ => gray,
-        });
+        })?;
     }
-    Ok(pages)
+    Ok(())
 }
 
 struct Candidate<'a> {
