@@ -170,6 +170,24 @@ mod ocr {
         }
     }
 
+    /// German umlauts and ß with the German language data next to the English.
+    #[test]
+    fn ocr_reads_german_with_eng_plus_deu() {
+        let expected = &truth("card-de.png")[0];
+        let german = Tesseract::load("eng+deu").unwrap();
+        let read = german.read_image(&fixture("card-de.png")).unwrap();
+        let (cer, word_accuracy) = score(expected, &read[0]);
+        let english = engine().read_image(&fixture("card-de.png")).unwrap();
+        let (english_cer, _) = score(expected, &english[0]);
+        println!(
+            "card-de.png: eng+deu CER {:.2}%, words {:.1}%; eng alone CER {:.2}%",
+            cer * 100.0,
+            word_accuracy * 100.0,
+            english_cer * 100.0
+        );
+        assert!(cer <= 0.01 && word_accuracy >= 0.95, "{read:?}");
+    }
+
     #[test]
     fn ocr_unavailable_is_a_clean_error() {
         let mut config = TesseractConfig::new("eng");
