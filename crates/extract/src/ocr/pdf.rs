@@ -2,7 +2,7 @@
 //! a scanner or a "print to PDF" of a photo stores each page as one image (or a few strips)
 //! that covers it, so the scan itself is what Tesseract reads — at its own resolution, with no
 //! renderer to install. Read: JPEG (DCTDecode), Flate with or without PNG predictors, CCITT
-//! group 3/4 fax and uncompressed samples, in gray, RGB, CMYK, ICC-based and indexed colour,
+//! fax (group 4, one-dimensional group 3) and uncompressed samples, in gray, RGB, CMYK, ICC-based and indexed colour,
 //! 1 to 16 bits, inside the page or in a form it draws, turned by the page's `/Rotate`. Not read:
 //! JPEG 2000, JBIG2 and LZW images (a clear error), and text drawn as vector outlines.
 
