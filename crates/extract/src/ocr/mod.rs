@@ -28,7 +28,7 @@ pub struct TesseractConfig {
     pub library: Option<PathBuf>,
     /// The `tessdata` directory; `None` uses Tesseract's default (or `TESSDATA_PREFIX`).
     pub datapath: Option<PathBuf>,
-    /// Most engines (each holds the language models, tens of MB) alive at once; pages beyond
+    /// Most engines (each holds its own copy of the language models) alive at once; pages beyond
     /// that wait for a free engine.
     pub engines: usize,
     /// Time Tesseract may spend on one page.
