@@ -10,6 +10,7 @@ mod docx;
 mod email;
 mod fields;
 mod html;
+pub mod ocr;
 mod pdf;
 mod pipeline;
 #[cfg(test)]
