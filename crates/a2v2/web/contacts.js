@@ -186,9 +186,8 @@ function openDrawer({ base, agentId, contact, canManage, onChanged, onTag }) {
   modal.body.append(dl);
   dl.querySelectorAll('a[href]').forEach((a) => a.addEventListener('click', () => modal.close()));
 
-  const close = button('Close', { onClick: () => modal.close() });
   if (!canManage) {
-    modal.footer.append(close);
+    modal.footer.remove();
     return;
   }
   const del = button('Delete', {
@@ -217,7 +216,7 @@ function openDrawer({ base, agentId, contact, canManage, onChanged, onTag }) {
       openForm({ base, contact, onSaved: onChanged });
     },
   });
-  modal.footer.append(del, h('span', { class: 'spacer' }), close, edit);
+  modal.footer.append(del, h('span', { class: 'spacer' }), edit);
 }
 
 // ---- add / edit --------------------------------------------------------------------------

@@ -359,14 +359,6 @@ pub fn new_import(
     }
 }
 
-/// What a row did.
-enum Outcome {
-    Created,
-    Updated(String),
-    Unchanged,
-    Skipped(String),
-}
-
 impl Contacts {
     /// Records a new import, to be run with [`Self::run_import`].
     pub async fn start_import(
@@ -525,7 +517,9 @@ impl Contacts {
         Ok(())
     }
 
-    /// One batch in one transaction; returns the ids of updated contacts.
+    /// One batch in one transaction; returns the ids of updated contacts. The emails of the
+    /// batch are looked up in one query and its new contacts written in one statement, so a
+    /// batch costs a few round trips, not a few per row.
     #[allow(clippy::too_many_arguments)]
     async fn import_batch(
         &self,
@@ -539,33 +533,118 @@ impl Contacts {
         record: bool,
     ) -> std::result::Result<Vec<String>, BatchError> {
         let agent_id = import.agent_id.clone();
+        let prepared: Vec<_> = batch
+            .iter()
+            .map(|cells| prepare(&file.columns, cells))
+            .collect();
+        let emails: Vec<String> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok()?.1.email_lower())
+            .collect();
         let mut tx = self.store.begin().await?;
+        let existing = store::contacts::ids_by_email(&mut tx, &agent_id, &emails).await?;
+        let now = now_ms();
+        let mut new_contacts: Vec<Contact> = Vec::new();
+        // Emails of this batch's new contacts: a later row with the same email updates them.
+        let mut pending: HashMap<String, usize> = HashMap::new();
         let mut updated_ids = Vec::new();
-        for (offset, cells) in batch.iter().enumerate() {
+        for (offset, prepared) in prepared.into_iter().enumerate() {
             let row = first_row + offset as u64;
-            let outcome = self
-                .import_row(
-                    &mut tx,
-                    by,
-                    &agent_id,
-                    &file.columns,
-                    cells,
-                    row,
-                    on_duplicate,
-                    first_rows,
-                )
-                .await?;
-            match outcome {
-                Outcome::Created => import.created += 1,
-                Outcome::Updated(id) => {
-                    import.updated += 1;
-                    updated_ids.push(id);
-                }
-                Outcome::Unchanged => import.unchanged += 1,
-                Outcome::Skipped(reason) => import.skipped.push(SkippedRow { row, reason }),
-            }
             import.processed_rows += 1;
+            let (mut body, fields) = match prepared {
+                Ok(ready) => ready,
+                Err(reason) => {
+                    import.skipped.push(SkippedRow { row, reason });
+                    continue;
+                }
+            };
+            let new_contact = |fields: ContactFields| Contact {
+                id: new_id("ct"),
+                fields,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                created_by: by.actor.clone(),
+                updated_by: by.actor.clone(),
+            };
+            let Some(email) = fields.email_lower() else {
+                new_contacts.push(new_contact(fields));
+                import.created += 1;
+                continue;
+            };
+            if let Some(&earlier) = first_rows.get(&email)
+                && on_duplicate == OnDuplicate::Skip
+            {
+                import.skipped.push(SkippedRow {
+                    row,
+                    reason: format!("the email {email} is already in row {earlier}"),
+                });
+                continue;
+            }
+            first_rows.entry(email.clone()).or_insert(row);
+            if let Some(&index) = pending.get(&email) {
+                // A repeat of a row of this batch (update mode): applied to the new contact.
+                let current = &new_contacts[index];
+                match changes(&mut body, current) {
+                    Ok(patch) => {
+                        let contact = &mut new_contacts[index];
+                        if contact.fields.apply(&patch).is_empty() {
+                            import.unchanged += 1;
+                        } else {
+                            import.updated += 1;
+                        }
+                    }
+                    Err(reason) => import.skipped.push(SkippedRow { row, reason }),
+                }
+                continue;
+            }
+            let Some(existing_id) = existing.get(&email) else {
+                pending.insert(email, new_contacts.len());
+                new_contacts.push(new_contact(fields));
+                import.created += 1;
+                continue;
+            };
+            if on_duplicate == OnDuplicate::Skip {
+                import.skipped.push(SkippedRow {
+                    row,
+                    reason: format!(
+                        "a contact with the email {email} already exists ({existing_id})"
+                    ),
+                });
+                continue;
+            }
+            let current = store::contacts::get(&mut tx, &agent_id, existing_id).await?;
+            let patch = match changes(&mut body, &current) {
+                Ok(patch) => patch,
+                Err(reason) => {
+                    import.skipped.push(SkippedRow { row, reason });
+                    continue;
+                }
+            };
+            let mut next = current.clone();
+            let changed = next.fields.apply(&patch);
+            if changed.is_empty() {
+                import.unchanged += 1;
+                continue;
+            }
+            next.version = current.version + 1;
+            next.updated_at = now.max(current.updated_at);
+            next.updated_by = by.actor.clone();
+            let written = store::contacts::update_if_version(
+                &mut tx,
+                &agent_id,
+                &next,
+                current.version,
+                changed.contains(&"tags"),
+            )
+            .await?;
+            if !written {
+                return Err(BatchError::Raced);
+            }
+            import.updated += 1;
+            updated_ids.push(next.id);
         }
+        store::contacts::insert_many(&mut tx, &agent_id, &new_contacts).await?;
         import.updated_at = now_ms();
         if record {
             store::contact_imports::update(&mut tx, import).await?;
@@ -573,99 +652,32 @@ impl Contacts {
         tx.commit().await?;
         Ok(updated_ids)
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    async fn import_row(
-        &self,
-        tx: &mut store::Tx,
-        by: &By,
-        agent_id: &str,
-        columns: &[Column],
-        cells: &[String],
-        row: u64,
-        on_duplicate: OnDuplicate,
-        first_rows: &mut HashMap<String, u64>,
-    ) -> std::result::Result<Outcome, BatchError> {
-        let mut body = match row_body(columns, cells) {
-            Ok(body) => body,
-            Err(reason) => return Ok(Outcome::Skipped(reason)),
-        };
-        let fields = match validate::parse::<NewContact>(&body) {
-            Ok(NewContact(fields)) => fields,
-            Err(errors) => return Ok(Outcome::Skipped(reason(&errors))),
-        };
-        let Some(email) = fields.email_lower() else {
-            return Ok(self.insert_row(tx, by, agent_id, fields).await?);
-        };
-        if let Some(&earlier) = first_rows.get(&email)
-            && on_duplicate == OnDuplicate::Skip
-        {
-            return Ok(Outcome::Skipped(format!(
-                "the email {email} is already in row {earlier}"
-            )));
-        }
-        first_rows.entry(email.clone()).or_insert(row);
-        let existing = store::contacts::id_by_email(tx, agent_id, &email).await?;
-        let Some(existing_id) = existing else {
-            return Ok(self.insert_row(tx, by, agent_id, fields).await?);
-        };
-        if on_duplicate == OnDuplicate::Skip {
-            return Ok(Outcome::Skipped(format!(
-                "a contact with the email {email} already exists ({existing_id})"
-            )));
-        }
-        let current = store::contacts::get(tx, agent_id, &existing_id).await?;
-        if let Some(Value::Object(new)) = body.remove("attributes") {
-            let mut merged = current.fields.attributes.clone();
-            merged.extend(new);
-            body.insert("attributes".into(), Value::Object(merged));
-        }
-        let patch: ContactPatch = match validate::parse(&body) {
-            Ok(patch) => patch,
-            Err(errors) => return Ok(Outcome::Skipped(reason(&errors))),
-        };
-        let mut next = current.clone();
-        let changed = next.fields.apply(&patch);
-        if changed.is_empty() {
-            return Ok(Outcome::Unchanged);
-        }
-        next.version = current.version + 1;
-        next.updated_at = now_ms().max(current.updated_at);
-        next.updated_by = by.actor.clone();
-        let written = store::contacts::update_if_version(
-            tx,
-            agent_id,
-            &next,
-            current.version,
-            changed.contains(&"tags"),
-        )
-        .await?;
-        if !written {
-            return Err(BatchError::Raced);
-        }
-        Ok(Outcome::Updated(next.id))
+/// A row read and validated as a new contact: its body and fields, or why it is skipped.
+fn prepare(
+    columns: &[Column],
+    cells: &[String],
+) -> std::result::Result<(Map<String, Value>, ContactFields), String> {
+    let body = row_body(columns, cells)?;
+    match validate::parse::<NewContact>(&body) {
+        Ok(NewContact(fields)) => Ok((body, fields)),
+        Err(errors) => Err(reason(&errors)),
     }
+}
 
-    async fn insert_row(
-        &self,
-        tx: &mut store::Tx,
-        by: &By,
-        agent_id: &str,
-        fields: ContactFields,
-    ) -> std::result::Result<Outcome, BatchError> {
-        let now = now_ms();
-        let contact = Contact {
-            id: new_id("ct"),
-            fields,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            created_by: by.actor.clone(),
-            updated_by: by.actor.clone(),
-        };
-        store::contacts::insert(tx, agent_id, &contact).await?;
-        Ok(Outcome::Created)
+/// The row as changes to `current`: its non-empty cells, attributes merged into the stored
+/// ones; why not when the merged contact breaks a rule (too many attributes).
+fn changes(
+    body: &mut Map<String, Value>,
+    current: &Contact,
+) -> std::result::Result<ContactPatch, String> {
+    if let Some(Value::Object(new)) = body.remove("attributes") {
+        let mut merged = current.fields.attributes.clone();
+        merged.extend(new);
+        body.insert("attributes".into(), Value::Object(merged));
     }
+    validate::parse(body).map_err(|errors| reason(&errors))
 }
 
 /// Why a batch did not commit.

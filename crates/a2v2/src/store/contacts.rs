@@ -95,6 +95,109 @@ pub async fn id_by_email(
     Ok(row.map(|r| r.try_get("id")).transpose()?)
 }
 
+/// The ids of the agent's contacts with these emails (lowercased), by email.
+pub async fn ids_by_email(
+    db: &mut impl Db,
+    agent_id: &str,
+    emails_lower: &[String],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in emails_lower.chunks(500) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, email_lower FROM contacts WHERE agent_id = $1 AND email_lower IN ({list})"
+        );
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for email in chunk {
+            query = query.bind(email);
+        }
+        for row in query.fetch_all(db.raw()).await? {
+            found.insert(row.try_get("email_lower")?, row.try_get("id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Contacts per multi-row INSERT, and tag rows per INSERT: within both back ends' limits on
+/// bound parameters.
+const INSERT_CHUNK: usize = 500;
+const TAG_CHUNK: usize = 5_000;
+
+/// Inserts new contacts and their tags with a few statements; `Conflict(Unique)` when one's
+/// email is taken.
+pub async fn insert_many(
+    db: &mut impl Db,
+    agent_id: &str,
+    contacts: &[Contact],
+) -> Result<(), StoreError> {
+    for chunk in contacts.chunks(INSERT_CHUNK) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let n = i * 22;
+                let params = (1..=22)
+                    .map(|k| format!("${}", n + k + 1))
+                    .collect::<Vec<_>>();
+                format!("($1, {})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO contacts (agent_id, id, first_name, last_name, email, email_lower, \
+             phone, phone_e164, company, job_title, notes, tags, attributes, search_text, \
+             version, created_at, updated_at, created_by_type, created_by_id, created_by_label, \
+             updated_by_type, updated_by_id, updated_by_label) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for contact in chunk {
+            let f = &contact.fields;
+            query = query
+                .bind(&contact.id)
+                .bind(&f.first_name)
+                .bind(&f.last_name)
+                .bind(&f.email)
+                .bind(f.email_lower())
+                .bind(&f.phone)
+                .bind(&f.phone_e164)
+                .bind(&f.company)
+                .bind(&f.job_title)
+                .bind(&f.notes)
+                .bind(json_text(&f.tags)?)
+                .bind(json_text(&f.attributes)?)
+                .bind(f.search_text())
+                .bind(contact.version)
+                .bind(contact.created_at)
+                .bind(contact.updated_at)
+                .bind(contact.created_by.kind.as_ref())
+                .bind(&contact.created_by.id)
+                .bind(&contact.created_by.label)
+                .bind(contact.updated_by.kind.as_ref())
+                .bind(&contact.updated_by.id)
+                .bind(&contact.updated_by.label);
+        }
+        query.execute(db.raw()).await?;
+    }
+    let tags: Vec<(&str, &str)> = contacts
+        .iter()
+        .flat_map(|c| c.fields.tags.iter().map(|t| (c.id.as_str(), t.as_str())))
+        .collect();
+    for chunk in tags.chunks(TAG_CHUNK) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, $1, ${})", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO contact_tags (contact_id, agent_id, tag) VALUES {values}");
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for (contact_id, tag) in chunk {
+            query = query.bind(*contact_id).bind(*tag);
+        }
+        query.execute(db.raw()).await?;
+    }
+    Ok(())
+}
+
 /// Inserts a new contact and its tags; `Conflict(Unique)` when the agent already has a
 /// contact with this email.
 pub async fn insert(db: &mut impl Db, agent_id: &str, contact: &Contact) -> Result<(), StoreError> {
