@@ -38,7 +38,9 @@ CREATE INDEX contacts_agent_created_by ON contacts(agent_id, created_by_id, id);
 CREATE INDEX contacts_agent_updated_by ON contacts(agent_id, updated_by_id, id);
 
 -- CSV imports: large files are imported in the background; the dashboard polls this row for
--- progress and the final report. `skipped` is a JSON array of {row, reason}.
+-- progress and the final report. The counts move with every batch; `skipped`, a JSON array of
+-- {row, reason}, is written when the import ends (rewriting it per batch would grow
+-- quadratically).
 CREATE TABLE contact_imports (
     id              TEXT PRIMARY KEY,
     agent_id        TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
@@ -52,6 +54,7 @@ CREATE TABLE contact_imports (
     created         BIGINT NOT NULL,
     updated         BIGINT NOT NULL,
     unchanged       BIGINT NOT NULL,
+    skipped_count   BIGINT NOT NULL,
     skipped         TEXT NOT NULL,
     error           TEXT,
     created_by_type   TEXT NOT NULL,

@@ -351,6 +351,7 @@ pub fn new_import(
         created: 0,
         updated: 0,
         unchanged: 0,
+        skipped_count: 0,
         skipped: Vec::new(),
         error: None,
         created_by: by.actor.clone(),
@@ -412,7 +413,7 @@ impl Contacts {
                 import.updated_at = now_ms();
                 let mut tx = self.store.begin().await?;
                 if record {
-                    store::contact_imports::update(&mut tx, &import).await?;
+                    store::contact_imports::finish(&mut tx, &import).await?;
                 }
                 audit::record(
                     &mut tx,
@@ -446,7 +447,7 @@ impl Contacts {
                 ));
                 import.updated_at = now_ms();
                 if record && let Ok(mut conn) = self.store.conn().await {
-                    let _ = store::contact_imports::update(&mut conn, &import).await;
+                    let _ = store::contact_imports::finish(&mut conn, &import).await;
                 }
                 Err(err)
             }
@@ -507,6 +508,7 @@ impl Contacts {
         }
         if let Some(row) = file.unterminated {
             import.processed_rows += 1;
+            import.skipped_count += 1;
             import.skipped.push(SkippedRow {
                 row,
                 reason: "a quoted field starts here and is never closed; the rest of the file \
@@ -646,8 +648,9 @@ impl Contacts {
         }
         store::contacts::insert_many(&mut tx, &agent_id, &new_contacts).await?;
         import.updated_at = now_ms();
+        import.skipped_count = import.skipped.len() as u64;
         if record {
-            store::contact_imports::update(&mut tx, import).await?;
+            store::contact_imports::progress(&mut tx, import).await?;
         }
         tx.commit().await?;
         Ok(updated_ids)

@@ -116,6 +116,9 @@ pub struct ContactImport {
     pub updated: u64,
     /// Rows whose contact already held every value of the row.
     pub unchanged: u64,
+    /// Rows skipped so far.
+    pub skipped_count: u64,
+    /// Each skipped row and why; complete once the import has ended.
     pub skipped: Vec<SkippedRow>,
     /// Why a `failed` import stopped.
     pub error: Option<String>,

@@ -9,7 +9,7 @@ use super::{
 use crate::model::contact::ContactImport;
 
 const COLUMNS: &str = "id, agent_id, state, on_duplicate, encoding, columns, total_rows, \
-    processed_rows, created, updated, unchanged, skipped, error, created_by_type, \
+    processed_rows, created, updated, unchanged, skipped_count, skipped, error, created_by_type, \
     created_by_id, created_by_label, created_at, updated_at";
 
 fn count(row: &AnyRow, column: &str) -> Result<u64, sqlx::Error> {
@@ -29,6 +29,7 @@ fn from_row(row: &AnyRow) -> Result<ContactImport, sqlx::Error> {
         created: count(row, "created")?,
         updated: count(row, "updated")?,
         unchanged: count(row, "unchanged")?,
+        skipped_count: count(row, "skipped_count")?,
         skipped: decode("skipped", &row.try_get::<String, _>("skipped")?)?,
         error: row.try_get("error")?,
         created_by: actor_from_row(row, "created_by")?,
@@ -44,7 +45,7 @@ fn int(n: u64) -> i64 {
 pub async fn insert(db: &mut impl Db, import: &ContactImport) -> Result<(), StoreError> {
     sqlx::query(&format!(
         "INSERT INTO contact_imports ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(&import.id)
     .bind(&import.agent_id)
@@ -57,6 +58,7 @@ pub async fn insert(db: &mut impl Db, import: &ContactImport) -> Result<(), Stor
     .bind(int(import.created))
     .bind(int(import.updated))
     .bind(int(import.unchanged))
+    .bind(int(import.skipped_count))
     .bind(json_text(&import.skipped)?)
     .bind(&import.error)
     .bind(import.created_by.kind.as_ref())
@@ -69,17 +71,37 @@ pub async fn insert(db: &mut impl Db, import: &ContactImport) -> Result<(), Stor
     Ok(())
 }
 
-/// Writes the progress, state and report of `import`.
-pub async fn update(db: &mut impl Db, import: &ContactImport) -> Result<(), StoreError> {
+/// Writes the counts of a running import.
+pub async fn progress(db: &mut impl Db, import: &ContactImport) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE contact_imports SET processed_rows = $1, created = $2, updated = $3, \
+         unchanged = $4, skipped_count = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(int(import.processed_rows))
+    .bind(int(import.created))
+    .bind(int(import.updated))
+    .bind(int(import.unchanged))
+    .bind(int(import.skipped_count))
+    .bind(import.updated_at)
+    .bind(&import.id)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// Writes the end of an import: its state, counts, skipped rows and error.
+pub async fn finish(db: &mut impl Db, import: &ContactImport) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE contact_imports SET state = $1, processed_rows = $2, created = $3, updated = $4, \
-         unchanged = $5, skipped = $6, error = $7, updated_at = $8 WHERE id = $9",
+         unchanged = $5, skipped_count = $6, skipped = $7, error = $8, updated_at = $9 \
+         WHERE id = $10",
     )
     .bind(&import.state)
     .bind(int(import.processed_rows))
     .bind(int(import.created))
     .bind(int(import.updated))
     .bind(int(import.unchanged))
+    .bind(int(import.skipped_count))
     .bind(json_text(&import.skipped)?)
     .bind(&import.error)
     .bind(import.updated_at)
