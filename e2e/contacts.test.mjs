@@ -182,6 +182,7 @@ describe('contacts', { concurrency: false }, () => {
     assert.match(await skipped.nth(0).textContent(), /^2email/);
     assert.match(await skipped.nth(1).textContent(), /^3a contact with the email/);
     await dialog.locator('progress').waitFor();
+    await dialog.locator('.import-report').scrollIntoViewIfNeeded();
     await screenshot(page, 'contacts-import-report.png');
     await dialog.getByRole('button', { name: 'Done' }).click();
     await row('Alan Turing').waitFor();
