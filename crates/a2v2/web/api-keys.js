@@ -207,6 +207,12 @@ function openKeyModal({ base, key, onSaved, returnFocus }) {
   const stepLabel = h('p', { class: 'step-label', 'aria-live': 'polite' });
   const stepBars = [h('span', { class: 'stepper-bar' }), h('span', { class: 'stepper-bar' })];
   modal.subtitle.append(stepLabel, h('div', { class: 'stepper', 'aria-hidden': 'true' }, stepBars));
+  if (editing) {
+    modal.subtitle.append(h('a', {
+      class: 'key-contacts-link',
+      href: `/agents/${encodeURIComponent(key.agent_id)}/contacts?written_by=${encodeURIComponent(key.id)}&by=${encodeURIComponent(key.name)}`,
+    }, 'Contacts this key wrote'));
+  }
 
   const alertBox = formAlert();
 

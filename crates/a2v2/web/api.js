@@ -31,16 +31,20 @@ function defaultMessage(status) {
   return `The request failed (HTTP ${status}).`;
 }
 
-export async function api(method, path, body, { quietUnauthenticated = false } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+// `headers` adds request headers (such as If-Match); a `Blob` body (a chosen file) is sent as
+// it is, with its own type, instead of as JSON.
+export async function api(method, path, body, { quietUnauthenticated = false, headers: extra = {} } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
+  const raw = body instanceof Blob;
+  if (body !== undefined && !raw) headers['Content-Type'] = 'application/json';
+  if (raw) headers['Content-Type'] = 'text/csv';
   if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       credentials: 'same-origin',
     });
   } catch {

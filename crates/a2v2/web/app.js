@@ -1,5 +1,5 @@
 // Dashboard entry point: session bootstrap, history-API routing, the sidebar shell, and the
-// smaller pages (setup, sign-in, agents, contacts, documents).
+// smaller pages (setup, sign-in, agents, documents).
 
 import { api, ApiError, enc, listAll, query, setCsrfToken, setUnauthenticatedHandler } from '/assets/api.js';
 import {
@@ -7,6 +7,7 @@ import {
   formAlert, h, icon, iconButton, loadingRow, openModal, pageHeader, roleLabel, timeEl, toast, uid,
 } from '/assets/ui.js';
 import { renderApiPermissions } from '/assets/api-keys.js';
+import { renderContacts } from '/assets/contacts.js';
 import { renderMembers } from '/assets/members.js';
 import { renderAuditLogs } from '/assets/audit-logs.js';
 
@@ -30,7 +31,7 @@ function canManage() {
 
 const ROUTES = [
   { pattern: /^\/agents$/, page: 'agents', title: 'Agents', render: renderAgents },
-  { pattern: /^\/agents\/([^/]+)\/contacts$/, page: 'contacts', title: 'Contacts', agent: true, render: renderContacts },
+  { pattern: /^\/agents\/([^/]+)\/contacts$/, page: 'contacts', title: 'Contacts', agent: true, render: (ctx) => renderContacts(ctx, { canManage: canManage() }) },
   { pattern: /^\/agents\/([^/]+)\/documents$/, page: 'documents', title: 'Documents', agent: true, render: renderDocuments },
   { pattern: /^\/agents\/([^/]+)\/api-permissions$/, page: 'api-permissions', title: 'API Permission', agent: true, render: renderApiPermissions },
   { pattern: /^\/members$/, page: 'members', title: 'Members', render: renderMembers },
@@ -450,7 +451,7 @@ function confirmDeleteAgent(ctx, agent, refresh) {
   });
 }
 
-// ---- contacts and documents (read-only views) ----------------------------------------------
+// ---- documents (read-only view) -------------------------------------------------------------
 
 // Renders a paged, read-only list. A 404 is read as "nothing here yet" because these views
 // may be served by a server version that does not list this kind of record.
@@ -487,34 +488,6 @@ async function pagedTable(ctx, { card, path, columns, empty }) {
 
   clear(card, loadingRow());
   await loadPage();
-}
-
-async function renderContacts(ctx) {
-  const { main, agent } = ctx;
-  const card = h('section', { class: 'card', 'aria-labelledby': 'page-heading' });
-  main.append(pageHeader({
-    eyebrow: agentEyebrow(agent, 'Contacts'),
-    title: 'Contacts',
-    subtitle: 'People in this agent’s CRM. Integrations create and update them through the API.',
-  }), card);
-  const fullName = (c) => [c.first_name, c.last_name].filter(Boolean).join(' ');
-  await pagedTable(ctx, {
-    card,
-    path: `/api/agents/${enc(agent.id)}/contacts`,
-    columns: [
-      { title: 'Name', cell: (c) => h('span', { class: 'cell-strong' }, fullName(c) || c.email || c.phone || '—') },
-      { title: 'Email', cell: (c) => c.email || h('span', { class: 'muted' }, '—') },
-      { title: 'Phone', cell: (c) => c.phone || h('span', { class: 'muted' }, '—') },
-      { title: 'Company', cell: (c) => [c.company, c.job_title].filter(Boolean).join(' · ') || h('span', { class: 'muted' }, '—') },
-      { title: 'Tags', cell: (c) => h('div', { class: 'badges' }, (c.tags || []).map((t) => h('span', { class: 'badge badge-neutral' }, t))) },
-      { title: 'Updated', cell: (c) => timeEl(c.updated_at) },
-    ],
-    empty: emptyState({
-      iconName: 'contacts', title: 'No contacts yet.',
-      text: 'Contacts appear here when an integration creates them with an API key that has Contact Access.',
-      action: h('a', { class: 'btn btn-secondary', href: `/agents/${enc(agent.id)}/api-permissions` }, icon('key'), h('span', { class: 'btn-label' }, 'Manage API keys')),
-    }),
-  });
 }
 
 function formatBytes(n) {

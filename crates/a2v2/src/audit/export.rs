@@ -127,7 +127,7 @@ pub fn csv_field(value: &str) -> String {
     }
 }
 
-fn csv_line(fields: impl Iterator<Item = String>) -> String {
+pub fn csv_line(fields: impl Iterator<Item = String>) -> String {
     let mut line = fields.map(|f| csv_field(&f)).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
     line

@@ -1,8 +1,10 @@
-//! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`.
+//! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`, `agents`,
+//! `contacts import|export`, `audit export`, `backup`, `restore`.
 
 mod agents;
 mod audit;
 mod backup;
+mod contacts;
 mod keys;
 mod members;
 
@@ -51,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Import contacts from a CSV file, export them as CSV or JSON Lines
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// Read the audit log
     Audit {
         #[command(subcommand)]
@@ -85,6 +92,47 @@ pub enum AgentsCommand {
         /// The agent's name, 1–100 characters
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactsCommand {
+    /// Import a CSV file: the header row names the columns (Email, First Name, Mobile…;
+    /// other columns become attributes); rows are de-duplicated by email. Prints the
+    /// created/updated/skipped counts and why each skipped row was skipped.
+    Import {
+        /// Id of the agent whose contacts these are
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// What a row whose email the agent already has does: skip or update
+        #[arg(long, default_value = "skip")]
+        on_duplicate: String,
+        /// Print the report as JSON, like the management API
+        #[arg(long)]
+        json: bool,
+        /// The CSV file (UTF-8, UTF-16 with a byte-order mark, or Windows-1252)
+        file: std::path::PathBuf,
+    },
+    /// Export an agent's contacts, oldest first, to --out or standard output
+    Export {
+        /// Id of the agent
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// csv or jsonl
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only contacts whose names, email or company contain this text
+        #[arg(long)]
+        q: Option<String>,
+        /// Only contacts with this tag
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only contacts created or last changed by this API key or member id
+        #[arg(long)]
+        written_by: Option<String>,
+        /// File to write instead of standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
 }
 
@@ -203,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members { command } => run_members(&config, command).await,
         Command::Keys { command } => run_keys(&config, command).await,
         Command::Agents { command } => run_agents(&config, command).await,
+        Command::Contacts { command } => run_contacts(&config, command).await,
         Command::Audit { command } => run_audit(&config, command).await,
         Command::Backup { out } => {
             let bytes = backup::backup(&config, &out).await?;
@@ -280,6 +329,65 @@ async fn run_agents(config: &crate::config::Config, command: AgentsCommand) -> a
             let agent = agents::create(config, &name).await?;
             eprintln!("agent {} created", agent.name);
             println!("{}", agent.id);
+            Ok(())
+        }
+    }
+}
+
+async fn run_contacts(
+    config: &crate::config::Config,
+    command: ContactsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ContactsCommand::Import {
+            agent,
+            on_duplicate,
+            json,
+            file,
+        } => {
+            let report = contacts::import(config, &agent, &file, &on_duplicate).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", contacts::summary(&report));
+            }
+            Ok(())
+        }
+        ContactsCommand::Export {
+            agent,
+            format,
+            q,
+            tag,
+            written_by,
+            out,
+        } => {
+            let query = crate::contacts::ListQuery {
+                q,
+                tag,
+                written_by,
+                ..Default::default()
+            };
+            let written = match &out {
+                Some(path) => {
+                    let mut file = std::fs::File::create_new(path).map_err(|err| {
+                        anyhow::anyhow!("cannot create {}: {err}", path.display())
+                    })?;
+                    contacts::export(config, &agent, &format, query, &mut file).await?
+                }
+                None => {
+                    contacts::export(
+                        config,
+                        &agent,
+                        &format,
+                        query,
+                        &mut std::io::stdout().lock(),
+                    )
+                    .await?
+                }
+            };
+            if let Some(path) = out {
+                eprintln!("{written} bytes written to {}", path.display());
+            }
             Ok(())
         }
     }

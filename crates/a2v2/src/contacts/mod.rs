@@ -2,7 +2,10 @@
 //! the owning agent, so another agent's contact is indistinguishable from a missing one.
 
 pub mod cache;
+pub mod csv;
+pub mod export;
 pub mod idempotency;
+pub mod import;
 pub mod service;
 pub mod validation;
 
@@ -78,6 +81,8 @@ pub struct ListQuery {
     pub email: Option<String>,
     pub tag: Option<String>,
     pub updated_since: Option<String>,
+    /// The id of an API key or member: contacts it created or changed last.
+    pub written_by: Option<String>,
 }
 
 impl ListQuery {
@@ -108,6 +113,7 @@ impl ListQuery {
             email_lower: text("email", &self.email)?.map(|e| e.to_lowercase()),
             tag: text("tag", &self.tag)?,
             updated_since,
+            written_by: text("written_by", &self.written_by)?,
         })
     }
 

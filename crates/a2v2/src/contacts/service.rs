@@ -35,8 +35,8 @@ pub enum Created {
 
 #[derive(Clone)]
 pub struct Contacts {
-    store: Store,
-    cache: ContactCache,
+    pub(super) store: Store,
+    pub(super) cache: ContactCache,
 }
 
 fn target(contact: &Contact) -> Target {
@@ -108,12 +108,14 @@ impl Contacts {
 
     /// Creates a contact. With an idempotency key, the response is stored with it; a
     /// concurrent request with the same key replays this one's response.
+    /// `location` gives the URL of the new contact from its id, for the replayed response.
     pub async fn create(
         &self,
         by: &By,
         agent_id: &str,
         fields: ContactFields,
         idempotency: Option<Idempotency>,
+        location: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<Created> {
         let now = now_ms();
         let since = now - idempotency::WINDOW_MS;
@@ -123,6 +125,8 @@ impl Contacts {
             version: 1,
             created_at: now,
             updated_at: now,
+            created_by: by.actor.clone(),
+            updated_by: by.actor.clone(),
         };
         let mut tx = self.store.begin().await?;
         if let Some(request) = &idempotency {
@@ -130,7 +134,7 @@ impl Contacts {
                 request_hash: request.request_hash.clone(),
                 status: 201,
                 body: body_of(&contact)?,
-                location: Some(format!("/v1/contacts/{}", contact.id)),
+                location: Some(location(&contact.id)),
             };
             // First in the transaction: a concurrent request with the same key waits here and
             // then replays this one's response instead of reporting a duplicate email.
@@ -197,11 +201,15 @@ impl Contacts {
 
     /// Like [`Self::list`], for the dashboard: `NotFound` for an unknown agent.
     pub async fn list_of_agent(&self, agent_id: &str, query: &ListQuery) -> Result<Page<Contact>> {
-        {
-            let mut conn = self.store.conn().await?;
-            store::agents::get(&mut conn, agent_id).await?;
-        }
+        self.ensure_agent(agent_id).await?;
         self.list(agent_id, query).await
+    }
+
+    /// `NotFound` unless the agent exists: the dashboard names the agent in its paths.
+    pub async fn ensure_agent(&self, agent_id: &str) -> Result<()> {
+        let mut conn = self.store.conn().await?;
+        store::agents::get(&mut conn, agent_id).await?;
+        Ok(())
     }
 
     pub async fn get(&self, agent_id: &str, id: &str) -> Result<Contact> {
@@ -252,6 +260,7 @@ impl Contacts {
             }
             next.version = current.version + 1;
             next.updated_at = now_ms().max(current.updated_at);
+            next.updated_by = by.actor.clone();
             let tags_changed = changed.contains(&"tags");
             let mut tx = self.store.begin().await?;
             let written = match store::contacts::update_if_version(

@@ -1,26 +1,39 @@
-//! `/v1/contacts…` (API key) and the dashboard's read-only views under
-//! `/api/agents/{agent_id}/contacts…` (session).
+//! `/v1/contacts…` (API key) and the dashboard's contacts under
+//! `/api/agents/{agent_id}/contacts…` (session): reads for every member, writes for admins
+//! through the same service, rules and errors as `/v1`, with the member as actor.
 
 use axum::{
     Json,
+    body::{Body, Bytes},
     extract::{Path, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 use super::{
-    auth::api_key::Principal,
+    auth::{api_key::Principal, session::Caller},
     error::ApiError,
-    extract::{AppJson, AppQuery, Valid},
+    extract::{AppJson, AppQuery, Valid, stalled},
+    multipart,
 };
+use futures_util::StreamExt;
+use serde::Deserialize;
+
 use crate::{
+    audit::export::Format,
     contacts::{
         ListQuery, Precondition, etag,
         idempotency::{self, Idempotency},
+        import::{self, ImportFile, OnDuplicate},
         service::Created,
         validation::{ContactPatch, NewContact},
     },
-    model::{contact::Contact, page::Page},
+    error::DomainError,
+    model::{
+        audit::By,
+        contact::{Contact, ContactImport},
+        page::Page,
+    },
     state::AppState,
     store::idempotency::StoredResponse,
     validate,
@@ -85,33 +98,50 @@ pub async fn create(
     headers: HeaderMap,
     AppJson(body): AppJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
+    create_as(
+        &state,
+        &principal.by(),
+        principal.agent_id(),
+        &headers,
+        &body,
+        &|id: &str| format!("/v1/contacts/{id}"),
+    )
+    .await
+}
+
+/// A create through either API: the same validation, idempotency and errors.
+async fn create_as(
+    state: &AppState,
+    by: &By,
+    agent_id: &str,
+    headers: &HeaderMap,
+    body: &serde_json::Map<String, serde_json::Value>,
+    location: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Response, ApiError> {
     let idempotency = headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| idempotency::key_from(value.as_bytes()))
         .transpose()?
         .map(|key| Idempotency {
             key,
-            request_hash: idempotency::body_hash(&body),
+            request_hash: idempotency::body_hash(body),
         });
     // A retry answers like the first request did, before anything else is checked.
     if let Some(request) = &idempotency
-        && let Some(stored) = state
-            .contacts
-            .stored_response(principal.agent_id(), request)
-            .await?
+        && let Some(stored) = state.contacts.stored_response(agent_id, request).await?
     {
         return Ok(replay(stored));
     }
-    let NewContact(fields) = validate::parse(&body).map_err(ApiError::validation)?;
+    let NewContact(fields) = validate::parse(body).map_err(ApiError::validation)?;
     match state
         .contacts
-        .create(&principal.by(), principal.agent_id(), fields, idempotency)
+        .create(by, agent_id, fields, idempotency, location)
         .await?
     {
         Created::Replayed(stored) => Ok(replay(stored)),
         Created::New(contact) => {
             let mut response = respond(StatusCode::CREATED, &contact);
-            if let Ok(value) = HeaderValue::from_str(&format!("/v1/contacts/{}", contact.id)) {
+            if let Ok(value) = HeaderValue::from_str(&location(&contact.id)) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
             Ok(response)
@@ -214,4 +244,264 @@ pub async fn dashboard_get(
 ) -> Result<Response, ApiError> {
     let contact = state.contacts.get(&agent_id, &contact_id).await?;
     Ok(respond(StatusCode::OK, &contact))
+}
+
+/// `POST /api/agents/{agent_id}/contacts` (admin): like `POST /v1/contacts`, audited with the
+/// member as actor; `Location` names the dashboard's URL of the contact. 404 unknown agent.
+pub async fn dashboard_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Response, ApiError> {
+    state.contacts.ensure_agent(&agent_id).await?;
+    let location = |id: &str| format!("/api/agents/{agent_id}/contacts/{id}");
+    create_as(&state, &caller.by(), &agent_id, &headers, &body, &location).await
+}
+
+/// `PATCH /api/agents/{agent_id}/contacts/{contact_id}` (admin): like `PATCH /v1/contacts/{id}`
+/// (partial update, `If-Match`, 404/409/412/422), audited with the member as actor.
+pub async fn dashboard_update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((agent_id, contact_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Valid(patch): Valid<ContactPatch>,
+) -> Result<Response, ApiError> {
+    let contact = state
+        .contacts
+        .update(
+            &caller.by(),
+            &agent_id,
+            &contact_id,
+            &patch,
+            precondition(&headers).as_ref(),
+        )
+        .await?;
+    Ok(respond(StatusCode::OK, &contact))
+}
+
+/// `DELETE /api/agents/{agent_id}/contacts/{contact_id}` (admin): 204; 404; 412 on a stale
+/// `If-Match`. Audited with the member as actor.
+pub async fn dashboard_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((agent_id, contact_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    state
+        .contacts
+        .delete(
+            &caller.by(),
+            &agent_id,
+            &contact_id,
+            precondition(&headers).as_ref(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?on_duplicate=skip|update` of an import.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    pub on_duplicate: Option<String>,
+}
+
+/// The media types a CSV upload arrives with: what browsers and tools send for `.csv` files.
+const CSV_TYPES: [&str; 6] = [
+    "text/csv",
+    "text/plain",
+    "application/csv",
+    "application/vnd.ms-excel",
+    "application/octet-stream",
+    "text/tab-separated-values",
+];
+
+/// The body, at most `limit` bytes: 413 beyond, 408 when the client stalls.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| {
+            if stalled(&err) {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::BadRequest("The request body could not be read.".into())
+            }
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// The uploaded CSV file: the body itself (`text/csv` and the like) or the `file` part of a
+/// `multipart/form-data` body; 415 for other media types, 422 without a `file` part.
+async fn upload(state: &AppState, headers: &HeaderMap, body: Body) -> Result<ImportFile, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/csv")
+        .to_owned();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let boundary = multipart::boundary(&content_type);
+    if boundary.is_none() && !CSV_TYPES.contains(&essence.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(
+            "Send the CSV file as the body with `Content-Type: text/csv`, or as the `file` part \
+             of a multipart/form-data body."
+                .into(),
+        ));
+    }
+    let bytes = read_limited(headers, body, state.config.max_upload_bytes).await?;
+    tokio::task::spawn_blocking(move || {
+        let csv = match &boundary {
+            Some(boundary) => multipart::part(&bytes, boundary, "file").ok_or_else(|| {
+                DomainError::field(
+                    "file",
+                    "is required: send the CSV file in a part named `file`",
+                )
+            })?,
+            None => &bytes[..],
+        };
+        ImportFile::read(csv)
+    })
+    .await
+    .map_err(|err| ApiError::from(DomainError::internal(err)))?
+    .map_err(ApiError::from)
+}
+
+/// `POST /api/agents/{agent_id}/contacts/import?on_duplicate=skip|update` (admin): imports a
+/// CSV file (see `contacts::import`). A file of at most 1,000 rows is imported at once: 200
+/// with the import's report (`created`, `updated`, `unchanged`, `skipped: [{row, reason}]`).
+/// A larger one continues in the background: 202 with the import so far and `Location`, to
+/// poll with `GET …/contacts/imports/{import_id}`. 404 unknown agent; 400 bad
+/// `on_duplicate`; 413 over `--max-upload-bytes`; 415 not CSV; 422 no header or no column
+/// naming a person.
+pub async fn dashboard_import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    AppQuery(query): AppQuery<ImportQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let on_duplicate = OnDuplicate::parse(query.on_duplicate.as_deref())?;
+    state.contacts.ensure_agent(&agent_id).await?;
+    let file = upload(&state, &headers, body).await?;
+    let by = caller.by();
+    let import = state
+        .contacts
+        .start_import(&by, &agent_id, &file, on_duplicate)
+        .await?;
+    if file.rows.len() <= import::INLINE_ROWS {
+        let done = state
+            .contacts
+            .run_import(&by, import, &file, true, &mut |_: &ContactImport| {})
+            .await?;
+        return Ok((StatusCode::OK, Json(done)).into_response());
+    }
+    let location = format!("/api/agents/{agent_id}/contacts/imports/{}", import.id);
+    let (contacts, running) = (state.contacts.clone(), import.clone());
+    tokio::spawn(async move {
+        if let Err(err) = contacts
+            .run_import(&by, running, &file, true, &mut |_: &ContactImport| {})
+            .await
+        {
+            tracing::warn!(error = %err, "a contact import stopped");
+        }
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(import)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// `POST /api/agents/{agent_id}/contacts/import/preview` (admin): how a CSV file would be
+/// read — `encoding`, `columns` (`[{header, field}]`), `total_rows` and the first `rows` as
+/// contact values or with the `error` that would skip them — without importing anything.
+/// Errors as for the import.
+pub async fn dashboard_import_preview(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.contacts.ensure_agent(&agent_id).await?;
+    let file = upload(&state, &headers, body).await?;
+    Ok(Json(file.preview()))
+}
+
+/// `GET /api/agents/{agent_id}/contacts/imports/{import_id}` (any member): an import's
+/// progress (`state` running, done or failed; `processed_rows` of `total_rows`) and report.
+pub async fn dashboard_import_status(
+    State(state): State<AppState>,
+    Path((agent_id, import_id)): Path<(String, String)>,
+) -> Result<Json<ContactImport>, ApiError> {
+    Ok(Json(
+        state.contacts.get_import(&agent_id, &import_id).await?,
+    ))
+}
+
+/// `?format=csv|jsonl` and the list's filters, for an export.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+    pub q: Option<String>,
+    pub email: Option<String>,
+    pub tag: Option<String>,
+    pub updated_since: Option<String>,
+    pub written_by: Option<String>,
+}
+
+/// `GET /api/agents/{agent_id}/contacts/export?format=csv|jsonl` (any member): every contact
+/// matching the list's filters, as a download (CSV by default). Recorded in the audit log.
+/// 404 unknown agent; 400 bad filter or format.
+pub async fn dashboard_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(agent_id): Path<String>,
+    AppQuery(query): AppQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let format = Format::parse(Some(query.format.as_deref().unwrap_or("csv")))?;
+    let list = ListQuery {
+        q: query.q,
+        email: query.email,
+        tag: query.tag,
+        updated_since: query.updated_since,
+        written_by: query.written_by,
+        ..ListQuery::default()
+    };
+    let chunks = state
+        .contacts
+        .export(&caller.by(), &agent_id, list, format)
+        .await?;
+    let mut response = Body::from_stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    let disposition = format!("attachment; filename=\"contacts.{}\"", format.name());
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }

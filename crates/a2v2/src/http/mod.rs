@@ -13,6 +13,7 @@ pub mod extract;
 pub mod keys;
 pub mod members;
 pub mod metrics;
+pub mod multipart;
 pub mod ops;
 pub mod request_id;
 pub mod routes;

@@ -229,10 +229,52 @@ pub const API_ROUTES: &[Route<Access>] = &[
         |m| on(m, contacts::dashboard_list),
     ),
     route(
+        Method::POST,
+        "/api/agents/{agent_id}/contacts",
+        AtLeast(Admin),
+        |m| on(m, contacts::dashboard_create),
+    ),
+    untimed_route(
+        Method::POST,
+        "/api/agents/{agent_id}/contacts/import",
+        AtLeast(Admin),
+        |m| on(m, contacts::dashboard_import),
+    ),
+    untimed_route(
+        Method::POST,
+        "/api/agents/{agent_id}/contacts/import/preview",
+        AtLeast(Admin),
+        |m| on(m, contacts::dashboard_import_preview),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/contacts/imports/{import_id}",
+        AtLeast(Member),
+        |m| on(m, contacts::dashboard_import_status),
+    ),
+    untimed_route(
+        Method::GET,
+        "/api/agents/{agent_id}/contacts/export",
+        AtLeast(Member),
+        |m| on(m, contacts::dashboard_export),
+    ),
+    route(
         Method::GET,
         "/api/agents/{agent_id}/contacts/{contact_id}",
         AtLeast(Member),
         |m| on(m, contacts::dashboard_get),
+    ),
+    route(
+        Method::PATCH,
+        "/api/agents/{agent_id}/contacts/{contact_id}",
+        AtLeast(Admin),
+        |m| on(m, contacts::dashboard_update),
+    ),
+    route(
+        Method::DELETE,
+        "/api/agents/{agent_id}/contacts/{contact_id}",
+        AtLeast(Admin),
+        |m| on(m, contacts::dashboard_delete),
     ),
 ];
 

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::audit::ActorRef;
+
 /// The stored, validated values of a contact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ContactFields {
@@ -64,6 +66,10 @@ pub struct Contact {
     pub created_at: i64,
     #[serde(with = "super::time::rfc3339")]
     pub updated_at: i64,
+    /// Who created it: the API key, member or command line (`{type, id, label}`).
+    pub created_by: ActorRef,
+    /// Who changed it last (the creator until the first change).
+    pub updated_by: ActorRef,
 }
 
 /// Validated list filters.
@@ -74,4 +80,51 @@ pub struct ContactFilter {
     pub email_lower: Option<String>,
     pub tag: Option<String>,
     pub updated_since: Option<i64>,
+    /// Only contacts created or last changed by this actor id (an API key or member).
+    pub written_by: Option<String>,
+}
+
+/// A row of an import that was not written, and why (rows count from 1 after the header).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SkippedRow {
+    pub row: u64,
+    pub reason: String,
+}
+
+/// Where a column of an imported file goes: a field such as `email`, `attributes.<name>`,
+/// `first_name + last_name` (a full name), `attributes` (a JSON object) or `ignored`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ColumnMapping {
+    pub header: String,
+    pub field: String,
+}
+
+/// A CSV import and its report, as far as it has got.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ContactImport {
+    pub id: String,
+    pub agent_id: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// `skip` or `update`: what a row whose email is taken does.
+    pub on_duplicate: String,
+    pub encoding: String,
+    pub columns: Vec<ColumnMapping>,
+    pub total_rows: u64,
+    pub processed_rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// Rows whose contact already held every value of the row.
+    pub unchanged: u64,
+    /// Rows skipped so far.
+    pub skipped_count: u64,
+    /// Each skipped row and why; complete once the import has ended.
+    pub skipped: Vec<SkippedRow>,
+    /// Why a `failed` import stopped.
+    pub error: Option<String>,
+    pub created_by: ActorRef,
+    #[serde(with = "super::time::rfc3339")]
+    pub created_at: i64,
+    #[serde(with = "super::time::rfc3339")]
+    pub updated_at: i64,
 }

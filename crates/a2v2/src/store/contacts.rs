@@ -6,12 +6,31 @@ use serde_json::{Map, Value};
 use sqlx::{Row, any::AnyRow};
 
 use super::{Db, StoreError};
-use crate::model::contact::{Contact, ContactFields, ContactFilter};
+use crate::model::{
+    audit::ActorRef,
+    contact::{Contact, ContactFields, ContactFilter},
+};
+
+/// The actor stored in the `<prefix>_type`, `<prefix>_id` and `<prefix>_label` columns.
+pub(super) fn actor_from_row(row: &AnyRow, prefix: &str) -> Result<ActorRef, sqlx::Error> {
+    Ok(ActorRef {
+        kind: row
+            .try_get::<String, _>(format!("{prefix}_type").as_str())?
+            .into(),
+        id: row.try_get(format!("{prefix}_id").as_str())?,
+        label: row.try_get(format!("{prefix}_label").as_str())?,
+    })
+}
 
 const COLUMNS: &str = "c.id, c.first_name, c.last_name, c.email, c.phone, c.phone_e164, \
-    c.company, c.job_title, c.notes, c.tags, c.attributes, c.version, c.created_at, c.updated_at";
+    c.company, c.job_title, c.notes, c.tags, c.attributes, c.version, c.created_at, c.updated_at, \
+    c.created_by_type, c.created_by_id, c.created_by_label, \
+    c.updated_by_type, c.updated_by_id, c.updated_by_label";
 
-fn decode<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, sqlx::Error> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|err| sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: Box::new(err),
@@ -39,10 +58,12 @@ fn from_row(row: &AnyRow) -> Result<Contact, sqlx::Error> {
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        created_by: actor_from_row(row, "created_by")?,
+        updated_by: actor_from_row(row, "updated_by")?,
     })
 }
 
-fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(super) fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value)
         .map_err(|err| StoreError::Other(sqlx::Error::Encode(Box::new(err))))
 }
@@ -74,6 +95,109 @@ pub async fn id_by_email(
     Ok(row.map(|r| r.try_get("id")).transpose()?)
 }
 
+/// The ids of the agent's contacts with these emails (lowercased), by email.
+pub async fn ids_by_email(
+    db: &mut impl Db,
+    agent_id: &str,
+    emails_lower: &[String],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in emails_lower.chunks(500) {
+        let list = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, email_lower FROM contacts WHERE agent_id = $1 AND email_lower IN ({list})"
+        );
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for email in chunk {
+            query = query.bind(email);
+        }
+        for row in query.fetch_all(db.raw()).await? {
+            found.insert(row.try_get("email_lower")?, row.try_get("id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Contacts per multi-row INSERT, and tag rows per INSERT: within both back ends' limits on
+/// bound parameters.
+const INSERT_CHUNK: usize = 500;
+const TAG_CHUNK: usize = 5_000;
+
+/// Inserts new contacts and their tags with a few statements; `Conflict(Unique)` when one's
+/// email is taken.
+pub async fn insert_many(
+    db: &mut impl Db,
+    agent_id: &str,
+    contacts: &[Contact],
+) -> Result<(), StoreError> {
+    for chunk in contacts.chunks(INSERT_CHUNK) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let n = i * 22;
+                let params = (1..=22)
+                    .map(|k| format!("${}", n + k + 1))
+                    .collect::<Vec<_>>();
+                format!("($1, {})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO contacts (agent_id, id, first_name, last_name, email, email_lower, \
+             phone, phone_e164, company, job_title, notes, tags, attributes, search_text, \
+             version, created_at, updated_at, created_by_type, created_by_id, created_by_label, \
+             updated_by_type, updated_by_id, updated_by_label) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for contact in chunk {
+            let f = &contact.fields;
+            query = query
+                .bind(&contact.id)
+                .bind(&f.first_name)
+                .bind(&f.last_name)
+                .bind(&f.email)
+                .bind(f.email_lower())
+                .bind(&f.phone)
+                .bind(&f.phone_e164)
+                .bind(&f.company)
+                .bind(&f.job_title)
+                .bind(&f.notes)
+                .bind(json_text(&f.tags)?)
+                .bind(json_text(&f.attributes)?)
+                .bind(f.search_text())
+                .bind(contact.version)
+                .bind(contact.created_at)
+                .bind(contact.updated_at)
+                .bind(contact.created_by.kind.as_ref())
+                .bind(&contact.created_by.id)
+                .bind(&contact.created_by.label)
+                .bind(contact.updated_by.kind.as_ref())
+                .bind(&contact.updated_by.id)
+                .bind(&contact.updated_by.label);
+        }
+        query.execute(db.raw()).await?;
+    }
+    let tags: Vec<(&str, &str)> = contacts
+        .iter()
+        .flat_map(|c| c.fields.tags.iter().map(|t| (c.id.as_str(), t.as_str())))
+        .collect();
+    for chunk in tags.chunks(TAG_CHUNK) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, $1, ${})", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO contact_tags (contact_id, agent_id, tag) VALUES {values}");
+        let mut query = sqlx::query(&sql).bind(agent_id);
+        for (contact_id, tag) in chunk {
+            query = query.bind(*contact_id).bind(*tag);
+        }
+        query.execute(db.raw()).await?;
+    }
+    Ok(())
+}
+
 /// Inserts a new contact and its tags; `Conflict(Unique)` when the agent already has a
 /// contact with this email.
 pub async fn insert(db: &mut impl Db, agent_id: &str, contact: &Contact) -> Result<(), StoreError> {
@@ -81,8 +205,10 @@ pub async fn insert(db: &mut impl Db, agent_id: &str, contact: &Contact) -> Resu
     sqlx::query(
         "INSERT INTO contacts (id, agent_id, first_name, last_name, email, email_lower, phone, \
          phone_e164, company, job_title, notes, tags, attributes, search_text, version, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         created_at, updated_at, created_by_type, created_by_id, created_by_label, \
+         updated_by_type, updated_by_id, updated_by_label) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23)",
     )
     .bind(&contact.id)
     .bind(agent_id)
@@ -101,6 +227,12 @@ pub async fn insert(db: &mut impl Db, agent_id: &str, contact: &Contact) -> Resu
     .bind(contact.version)
     .bind(contact.created_at)
     .bind(contact.updated_at)
+    .bind(contact.created_by.kind.as_ref())
+    .bind(&contact.created_by.id)
+    .bind(&contact.created_by.label)
+    .bind(contact.updated_by.kind.as_ref())
+    .bind(&contact.updated_by.id)
+    .bind(&contact.updated_by.label)
     .execute(db.raw())
     .await?;
     insert_tags(db, agent_id, &contact.id, &f.tags).await
@@ -142,8 +274,9 @@ pub async fn update_if_version(
     let done = sqlx::query(
         "UPDATE contacts SET first_name = $1, last_name = $2, email = $3, email_lower = $4, \
          phone = $5, phone_e164 = $6, company = $7, job_title = $8, notes = $9, tags = $10, \
-         attributes = $11, search_text = $12, version = $13, updated_at = $14 \
-         WHERE id = $15 AND agent_id = $16 AND version = $17",
+         attributes = $11, search_text = $12, version = $13, updated_at = $14, \
+         updated_by_type = $15, updated_by_id = $16, updated_by_label = $17 \
+         WHERE id = $18 AND agent_id = $19 AND version = $20",
     )
     .bind(&f.first_name)
     .bind(&f.last_name)
@@ -159,6 +292,9 @@ pub async fn update_if_version(
     .bind(f.search_text())
     .bind(contact.version)
     .bind(contact.updated_at)
+    .bind(contact.updated_by.kind.as_ref())
+    .bind(&contact.updated_by.id)
+    .bind(&contact.updated_by.label)
     .bind(&contact.id)
     .bind(agent_id)
     .bind(expected_version)
@@ -257,6 +393,12 @@ pub async fn list(
     if let Some(since) = filter.updated_since {
         let n = push(Bind::Int(since));
         conditions.push(format!("c.updated_at >= ${n}"));
+    }
+    if let Some(actor) = &filter.written_by {
+        let n = push(Bind::Text(actor.clone()));
+        conditions.push(format!(
+            "(c.created_by_id = ${n} OR c.updated_by_id = ${n})"
+        ));
     }
     if let Some(q) = &filter.q {
         let n = push(Bind::Text(format!("%{}%", like_escape(q))));

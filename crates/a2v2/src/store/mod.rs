@@ -11,6 +11,7 @@
 pub mod agents;
 pub mod audit;
 mod backup;
+pub mod contact_imports;
 pub mod contacts;
 mod error;
 mod failover;
@@ -310,6 +311,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::model::audit::ActorRef;
 
     fn versions(dir: &str) -> BTreeSet<String> {
         std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
@@ -355,6 +357,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 2);
+    }
+
+    /// Contacts written before provenance was recorded take their writers from the audit log.
+    #[tokio::test]
+    async fn provenance_of_older_contacts_comes_from_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = dir.path().join("older");
+        std::fs::create_dir(&older).unwrap();
+        for name in versions("sqlite")
+            .iter()
+            .filter(|name| name.as_str() < "0011")
+        {
+            std::fs::copy(
+                format!("{}/migrations/sqlite/{name}", env!("CARGO_MANIFEST_DIR")),
+                older.join(name),
+            )
+            .unwrap();
+        }
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.primary.pool();
+        Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let statements = [
+            "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
+            "INSERT INTO contacts (id, agent_id, tags, attributes, search_text, version, \
+             created_at, updated_at) VALUES ('ct_1', 'agt_1', '[]', '{}', '', 2, 0, 0), \
+             ('ct_2', 'agt_1', '[]', '{}', '', 1, 0, 0)",
+            "INSERT INTO audit_events (id, occurred_at, actor_type, actor_id, actor_label, action, \
+             target_type, target_id, details) VALUES \
+             ('evt_1', 1, 'api_key', 'key_1', 'Sync', 'contact.created', 'contact', 'ct_1', '{}'), \
+             ('evt_2', 2, 'member', 'mem_1', 'a@b.co', 'contact.updated', 'contact', 'ct_1', '{}')",
+        ];
+        for statement in statements {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        store.migrate().await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let written = contacts::get(&mut conn, "agt_1", "ct_1").await.unwrap();
+        assert_eq!(written.created_by, ActorRef::api_key("key_1", "Sync"));
+        assert_eq!(written.updated_by, ActorRef::member("mem_1", "a@b.co"));
+        let unknown = contacts::get(&mut conn, "agt_1", "ct_2").await.unwrap();
+        assert_eq!(unknown.created_by.kind, "system");
+        assert_eq!(unknown.created_by.label.as_deref(), Some("unknown"));
+        assert_eq!(unknown.updated_by, unknown.created_by);
     }
 
     #[test]

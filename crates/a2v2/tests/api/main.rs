@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod contacts;
+mod contacts_crm;
 mod failover;
 mod foundation;
 mod hardening;
