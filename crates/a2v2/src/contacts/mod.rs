@@ -69,14 +69,23 @@ pub fn etag(version: i64) -> String {
 }
 
 /// List filters (SPEC §3): unknown parameters are 400 `bad_request`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many items, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Case-insensitive substring of the names, email or company.
     pub q: Option<String>,
+    /// Exact email, case-insensitive.
     pub email: Option<String>,
+    /// Contacts carrying this tag.
     pub tag: Option<String>,
+    /// Contacts changed at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub updated_since: Option<String>,
 }
 
