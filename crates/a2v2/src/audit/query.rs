@@ -21,10 +21,14 @@ pub struct AuditQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub cursor: Option<String>,
     /// An action such as `api_key.created`, or a prefix such as `api_key.*`.
+    #[param(max_length = 200)]
     pub action: Option<String>,
+    #[param(max_length = 200)]
     pub agent_id: Option<String>,
+    #[param(max_length = 200)]
     pub actor_id: Option<String>,
     /// Events at or after this time (RFC 3339).
     #[param(format = DateTime)]

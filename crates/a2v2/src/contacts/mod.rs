@@ -77,12 +77,16 @@ pub struct ListQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub cursor: Option<String>,
     /// Case-insensitive substring of the names, email or company.
+    #[param(max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
     /// Exact email, case-insensitive.
+    #[param(max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub email: Option<String>,
     /// Contacts carrying this tag.
+    #[param(max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub tag: Option<String>,
     /// Contacts changed at or after this time (RFC 3339).
     #[param(format = DateTime)]

@@ -15,4 +15,5 @@ mod keys_cli;
 mod members;
 mod metrics;
 mod netfault;
+mod openapi;
 mod slow_clients;

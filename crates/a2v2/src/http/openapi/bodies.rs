@@ -45,9 +45,16 @@ impl ToSchema for IpAddresses {}
 }))]
 pub struct KeyInput {
     /// 1–100 characters after trimming.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
-    #[schema(max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub description: Option<String>,
     #[schema(value_type = Option<IpAddresses>)]
     pub ip_addresses: Option<Value>,
@@ -61,7 +68,11 @@ pub struct KeyInput {
 #[derive(ToSchema)]
 #[schema(example = json!({"name": "Sales assistant"}))]
 pub struct AgentInput {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -78,19 +89,35 @@ pub struct AgentInput {
     "attributes": {"source": "webinar", "score": 42}
 }))]
 pub struct ContactInput {
-    #[schema(max_length = 255)]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub first_name: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub last_name: Option<String>,
-    #[schema(max_length = 255, format = Email)]
+    #[schema(max_length = 254, format = Email)]
     pub email: Option<String>,
-    #[schema(max_length = 255)]
+    /// A phone number; international form (`+44 20 7946 0958`) is safest.
+    #[schema(max_length = 255, pattern = "^\\+?[0-9][0-9 ()./-]{3,40}$")]
     pub phone: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub company: Option<String>,
-    #[schema(max_length = 255)]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub job_title: Option<String>,
-    #[schema(max_length = 10000)]
+    #[schema(
+        max_length = 10000,
+        pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub notes: Option<String>,
     #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
