@@ -31,7 +31,7 @@ use utoipa::{
 
 use super::{
     agents, audit,
-    auth::session::{Access, COOKIE},
+    auth::session::{Access, COOKIE, role_too_low},
     contacts,
     error::ApiError,
     extract::JSON_BODY_LIMIT,
@@ -39,7 +39,10 @@ use super::{
     routes::{API_ROUTES, Route, V1_ROUTES},
     sessions,
 };
-use crate::model::{member::Role, permissions::Permission};
+use crate::model::{
+    member::Role,
+    permissions::{Action, Area, Permission},
+};
 
 /// Every documented handler. A new route's handler gets `#[utoipa::path]` and a line here.
 #[derive(OpenApi)]
@@ -165,10 +168,15 @@ pub fn document() -> openapi::OpenApi {
     doc
 }
 
+/// The refusal of a key that lacks `permission` (and holds one read permission of another area).
 fn permission_denied(permission: Permission) -> ApiError {
+    let other = match permission.0 {
+        Area::Contacts => Area::Documents,
+        Area::Documents => Area::Contacts,
+    };
     ApiError::PermissionDenied {
         required: permission.name(),
-        granted: vec!["contacts:read".into()],
+        granted: vec![Permission(other, Action::Read).name()],
     }
 }
 
@@ -188,10 +196,7 @@ fn session_guard(method: &Method, role: Role) -> (Vec<SecurityRequirement>, Vec<
         guard.push(ApiError::CsrfFailed);
     }
     if role > Role::Member {
-        guard.push(ApiError::Forbidden(format!(
-            "Your role (member) may not do this; it needs the {} role or higher.",
-            role.name()
-        )));
+        guard.push(role_too_low(Role::Member, role));
     }
     (vec![requirement], guard)
 }
