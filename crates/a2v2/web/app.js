@@ -8,8 +8,9 @@ import {
 } from '/assets/ui.js';
 import { renderApiPermissions } from '/assets/api-keys.js';
 import { renderContacts } from '/assets/contacts.js';
-import { renderMembers } from '/assets/members.js';
+import { INVITE_PATH, renderMembers } from '/assets/members.js';
 import { renderAuditLogs } from '/assets/audit-logs.js';
+import { renderApiDocs } from '/assets/api-docs.js';
 
 const state = {
   needsSetup: false,
@@ -36,6 +37,7 @@ const ROUTES = [
   { pattern: /^\/agents\/([^/]+)\/api-permissions$/, page: 'api-permissions', title: 'API Permission', agent: true, render: renderApiPermissions },
   { pattern: /^\/members$/, page: 'members', title: 'Members', render: renderMembers },
   { pattern: /^\/audit-logs$/, page: 'audit-logs', title: 'Audit logs', render: renderAuditLogs },
+  { pattern: /^\/api-reference$/, page: 'api-reference', title: 'API reference', render: renderApiDocs },
 ];
 
 function navigate(path, { replace = false } = {}) {
@@ -68,6 +70,8 @@ function render() {
     return renderSetup();
   }
   if (path === '/setup') return navigate(state.member ? '/agents' : '/login', { replace: true });
+  // Reachable signed in or not: accepting signs in as the invited member.
+  if (path === INVITE_PATH) return renderAcceptInvite();
   if (!state.member) {
     if (path !== '/login') {
       state.afterSignIn = location.pathname + location.search;
@@ -225,7 +229,8 @@ function renderSidebar(page) {
           h('li', {}, navLink('/agents', 'Agents', 'grid', page === 'agents')),
           h('li', {}, navLink('/members', 'Members', 'users', page === 'members')),
           // Only owners and admins may read the audit log; others would only meet a 403.
-          canManage() ? h('li', {}, navLink('/audit-logs', 'Audit logs', 'history', page === 'audit-logs')) : null))),
+          canManage() ? h('li', {}, navLink('/audit-logs', 'Audit logs', 'history', page === 'audit-logs')) : null,
+          h('li', {}, navLink('/api-reference', 'API reference', 'monitor', page === 'api-reference'))))),
     h('div', { class: 'sidebar-footer' },
       h('div', { class: 'account' },
         h('span', { class: 'avatar', 'aria-hidden': 'true' }, member.email.slice(0, 1).toUpperCase()),
@@ -348,6 +353,48 @@ function renderLogin() {
   });
   authLayout('Sign in', 'Welcome back. Sign in to manage agents and their API keys.', form);
   fields.email.control.focus();
+}
+
+function renderAcceptInvite() {
+  document.title = 'Accept invite · a2v2';
+  const token = decodeURIComponent(location.hash.slice(1));
+  const fields = {
+    password: field({
+      label: 'Password', hint: 'At least 12 characters.',
+      control: h('input', { type: 'password', autocomplete: 'new-password', required: true }),
+    }),
+  };
+  const alertBox = formAlert();
+  const submit = button('Accept invite', { variant: 'primary', type: 'submit', class: 'btn btn-primary btn-block' });
+  const form = h('form', { class: 'form', novalidate: true },
+    alertBox.el, Object.values(fields).map((f) => f.el), submit);
+  const refused = {
+    message: 'This invite link is not valid: it may have been used already or have expired. Ask an owner or admin for a new one.',
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    busy(submit, async () => {
+      alertBox.clear();
+      fields.password.setError('');
+      try {
+        const body = await api('POST', '/api/invites/accept', {
+          token, password: fields.password.control.value,
+        }, { quietUnauthenticated: true });
+        signedIn(body);
+        toast('Welcome! Your account is ready.');
+        navigate('/agents', { replace: true });
+      } catch (err) {
+        if (err.code === 'not_found') alertBox.show({ ...refused, requestId: err.requestId });
+        else if (applyFieldErrors(err, fields).length === 0) alertBox.show(err);
+      }
+    });
+  });
+  authLayout('Accept your invite', 'Choose a password to join the workspace. You will use it with your email to sign in.', form);
+  if (!token) {
+    alertBox.show(refused);
+    submit.disabled = true;
+  }
+  fields.password.control.focus();
 }
 
 // ---- agents --------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
-// The Members page: who can sign in, with which role; owners and admins add people, change
-// roles, reset passwords and remove members.
+// The Members page: who can sign in, with which role; owners and admins invite or add people,
+// change roles, reset passwords and remove members.
 
 import { api, enc } from '/assets/api.js';
 import {
-  applyFieldErrors, busy, button, clear, confirmDialog, emptyState, errorPanel, field, formAlert,
-  h, iconButton, loadingRow, openModal, pageHeader, roleLabel, timeEl, toast, uid,
+  applyFieldErrors, busy, button, clear, confirmDialog, copyText, emptyState, errorPanel, errorToast, field,
+  formAlert, formatDateTime, h, icon, iconButton, loadingRow, openModal, pageHeader, roleLabel, timeEl, toast, uid,
 } from '/assets/ui.js';
+
+// The invite token travels in the fragment: browsers never send it to a server, so it stays
+// out of access logs and Referer headers.
+export const INVITE_PATH = '/accept-invite';
 
 const ROLE_HELP = {
   owner: 'Owners can do everything, including managing other owners.',
@@ -20,14 +24,17 @@ export async function renderMembers(ctx) {
   const canActOn = (m) => canManage && (me.role === 'owner' || m.role !== 'owner');
   let members = [];
 
-  const addButton = canManage
-    ? button('Add member', { variant: 'primary', iconName: 'plus', id: 'add-member', onClick: () => openAddModal() })
+  const actions = canManage
+    ? [
+      button('Add member', { iconName: 'plus', id: 'add-member', onClick: () => openAddModal() }),
+      button('Invite member', { variant: 'primary', iconName: 'users', id: 'invite-member', onClick: () => openInviteModal() }),
+    ]
     : null;
   const card = h('section', { class: 'card', 'aria-labelledby': 'page-heading' }, loadingRow());
   main.append(pageHeader({
     title: 'Members',
     subtitle: 'People who can sign in to this workspace. Owners and admins manage agents and API keys; members can view them.',
-    actions: addButton,
+    actions,
   }), card);
 
   async function reload() {
@@ -146,6 +153,80 @@ export async function renderMembers(ctx) {
         });
       },
     });
+  }
+
+  // Creates the member with an invite instead of a password, then shows the one-time link.
+  function openInviteModal() {
+    const modal = openModal({ title: 'Invite member', returnFocus: () => document.getElementById('invite-member') });
+    clear(modal.subtitle, h('p', { class: 'step-label' }, 'They choose their own password when they open the invite link.'));
+    const fields = {
+      email: field({ label: 'Email', control: h('input', { type: 'email', autocomplete: 'off' }) }),
+      role: roleField('member'),
+    };
+    const alertBox = formAlert();
+    const formId = uid('invite-form');
+    const submit = button('Create invite link', { variant: 'primary', type: 'submit', form: formId });
+    const form = h('form', { class: 'form', id: formId, novalidate: true }, alertBox.el, Object.values(fields).map((f) => f.el));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      busy(submit, async () => {
+        alertBox.clear();
+        Object.values(fields).forEach((f) => f.setError(''));
+        let created;
+        try {
+          created = await api('POST', '/api/members', {
+            email: fields.email.control.value.trim(),
+            role: fields.role.control.value,
+            invite: true,
+          });
+        } catch (err) {
+          if (err.code === 'conflict') fields.email.setError(err.message);
+          else if (applyFieldErrors(err, fields).length === 0) alertBox.show(err);
+          return;
+        }
+        showInvite(modal, created);
+        reload();
+      });
+    });
+    modal.body.append(form);
+    modal.footer.append(button('Cancel', { onClick: () => modal.close() }), submit);
+    fields.email.control.focus();
+  }
+
+  function showInvite(modal, created) {
+    const link = `${location.origin}${INVITE_PATH}#${encodeURIComponent(created.invite_token)}`;
+    modal.setTitle('Invite link created');
+    clear(modal.subtitle, h('p', { class: 'step-label' },
+      'Send this link to ', h('strong', {}, created.email), '. It is shown only once and works once.'));
+    const linkId = uid('invite-link');
+    const input = h('input', {
+      type: 'text', id: linkId, class: 'input-mono secret-input', readonly: true, value: link,
+      spellcheck: 'false', autocomplete: 'off',
+    });
+    input.addEventListener('focus', () => input.select());
+    const copy = button('Copy invite link', { variant: 'primary', iconName: 'copy' });
+    copy.addEventListener('click', () => busy(copy, async () => {
+      try {
+        await copyText(link);
+        toast('Invite link copied to clipboard');
+      } catch (err) {
+        errorToast(err);
+      }
+    }));
+    clear(modal.body,
+      h('div', { class: 'created-key' },
+        h('div', { class: 'created-summary' },
+          h('span', { class: 'created-icon' }, icon('check')),
+          h('div', {}, h('p', { class: 'cell-strong' }, created.email),
+            h('span', { class: `badge badge-role-${created.role}` }, roleLabel(created.role)))),
+        h('div', { class: 'field' },
+          h('label', { for: linkId, class: 'field-label' }, 'Invite link'),
+          h('div', { class: 'secret-row' }, input, copy)),
+        created.invite_expires_at
+          ? h('p', { class: 'field-hint' }, `The link expires ${formatDateTime(created.invite_expires_at)}.`)
+          : null));
+    clear(modal.footer, button('Done', { onClick: () => modal.close() }));
+    copy.focus();
   }
 
   function openRoleModal(m, returnFocus) {

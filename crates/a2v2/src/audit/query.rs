@@ -14,15 +14,30 @@ use crate::{
 const MAX_FILTER_CHARS: usize = 200;
 
 /// Query parameters of `GET /api/audit-logs` and its export.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// How many events, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub cursor: Option<String>,
+    /// An action such as `api_key.created`, or a prefix such as `api_key.*`.
+    #[param(max_length = 200)]
     pub action: Option<String>,
+    #[param(max_length = 200)]
     pub agent_id: Option<String>,
+    #[param(max_length = 200)]
     pub actor_id: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// The export's format: `jsonl` (default) or `csv`.
+    #[param(value_type = Option<String>, pattern = "^(csv|jsonl)$")]
     pub format: Option<String>,
 }
 

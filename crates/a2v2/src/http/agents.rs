@@ -11,6 +11,7 @@ use super::{
     auth::session::Caller,
     error::ApiError,
     extract::{AppQuery, Valid},
+    openapi::bodies,
 };
 use crate::{
     agents::{self, AgentInput},
@@ -22,6 +23,8 @@ use crate::{
 };
 
 /// `GET /api/agents` (any member): agents in creation order, paginated.
+#[utoipa::path(get, path = "/api/agents", tag = "Agents", params(PageQuery),
+    responses((status = 200, description = "One page of agents, in creation order.", body = Page<Agent>)))]
 pub async fn list(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<PageQuery>,
@@ -31,6 +34,8 @@ pub async fn list(
 }
 
 /// `POST /api/agents` (admin): 201 agent; 422 `validation_failed`.
+#[utoipa::path(post, path = "/api/agents", tag = "Agents", request_body = bodies::AgentInput,
+    responses((status = 201, description = "The new agent.", body = Agent)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,6 +46,8 @@ pub async fn create(
 }
 
 /// `GET /api/agents/{agent_id}` (any member): 200 agent; 404.
+#[utoipa::path(get, path = "/api/agents/{agent_id}", tag = "Agents", params(("agent_id" = String, Path, description = "The agent's id.")),
+    responses((status = 200, description = "The agent.", body = Agent)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -49,6 +56,9 @@ pub async fn get(
 }
 
 /// `PATCH /api/agents/{agent_id}` (admin): rename. 200 agent; 404; 422.
+#[utoipa::path(patch, path = "/api/agents/{agent_id}", tag = "Agents", params(("agent_id" = String, Path, description = "The agent's id.")),
+    request_body = bodies::AgentInput,
+    responses((status = 200, description = "The renamed agent.", body = Agent)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,6 +72,8 @@ pub async fn update(
 
 /// `DELETE /api/agents/{agent_id}` (admin): deletes the agent with its keys (revoked at once),
 /// contacts and documents. 204; 404.
+#[utoipa::path(delete, path = "/api/agents/{agent_id}", tag = "Agents", params(("agent_id" = String, Path, description = "The agent's id.")),
+    responses((status = 204, description = "Deleted, with its keys (revoked at once), contacts and documents.")))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

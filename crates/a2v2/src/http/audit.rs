@@ -19,6 +19,8 @@ use crate::{
 /// `GET /api/audit-logs` (admin): events newest first, paginated; filters `action` (exact, or
 /// a prefix such as `api_key.*`), `agent_id`, `actor_id`, `since` (inclusive) and `until`
 /// (exclusive), times in RFC 3339. 400 `bad_request` for a malformed filter.
+#[utoipa::path(get, path = "/api/audit-logs", tag = "Audit log", params(AuditQuery),
+    responses((status = 200, description = "One page of events, newest first.", body = Page<AuditEvent>)))]
 pub async fn list(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<AuditQuery>,
@@ -28,6 +30,10 @@ pub async fn list(
 
 /// `GET /api/audit-logs/export?format=csv|jsonl` (admin): every matching event, oldest first,
 /// as a download (same filters as the list). The export itself is recorded.
+#[utoipa::path(get, path = "/api/audit-logs/export", tag = "Audit log", params(AuditQuery),
+    responses((status = 200, description = "Every matching event, oldest first, as a download.",
+        content(("application/x-ndjson"), ("text/csv")),
+        headers(("Content-Disposition" = String, description = "`attachment; filename=…`")))))]
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,6 +15,7 @@ use super::{
     error::ApiError,
     extract::{AppJson, AppQuery, Valid, stalled},
     multipart,
+    openapi::{bodies::ContactInput, errors},
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -92,6 +93,14 @@ fn replay(stored: StoredResponse) -> Response {
 /// Honours `Idempotency-Key` (a replay answers like the first response).
 /// 400 bad JSON or `Idempotency-Key`; 409 `contact_exists` with `existing_id`;
 /// 413 body over 1 MiB; 422 `validation_failed` (also a reused `Idempotency-Key`).
+#[utoipa::path(post, path = "/v1/contacts", tag = "Contacts",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body within 24 h return the first response and create nothing.")),
+    request_body = ContactInput,
+    responses(
+        (status = 201, description = "The new contact.", body = Contact,
+            headers(("Location" = String, description = "`/v1/contacts/{id}`."), ("ETag" = String, description = "`\"<version>\"`, for `If-Match`."))),
+        (status = 409, response = errors::ContactExistsOrInFlight),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -152,6 +161,8 @@ async fn create_as(
 /// `GET /v1/contacts` (contacts:read): `{data, has_more, next_cursor}` in creation order.
 /// Filters `q`, `email`, `tag`, `updated_since`; `limit` 1–200 and `cursor`.
 /// 400 `bad_request` for a bad limit, cursor, timestamp or an unknown parameter.
+#[utoipa::path(get, path = "/v1/contacts", tag = "Contacts", params(ListQuery),
+    responses((status = 200, description = "One page of the agent's contacts, in creation order.", body = Page<Contact>)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,6 +175,8 @@ pub async fn list(
 
 /// `GET /v1/contacts/{id}` (contacts:read): 200 contact with `ETag: "<version>"`; 404.
 /// Served from the read cache when it holds the contact.
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "Contacts", params(("id" = String, Path, description = "The contact's id.")),
+    responses((status = 200, description = "The contact.", body = Contact, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`.")))))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -186,6 +199,13 @@ pub async fn get(
 /// `PATCH /v1/contacts/{id}` (contacts:update): partial update, `null` clears a field.
 /// 200 contact with `ETag`; 404; 409 `contact_exists`; 412 `precondition_failed` when
 /// `If-Match` does not name the current version (nothing changes); 422 `validation_failed`.
+#[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "Contacts", params(("id" = String, Path, description = "The contact's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")),
+    request_body = ContactInput,
+    responses(
+        (status = 200, description = "The changed contact.", body = Contact, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`."))),
+        (status = 409, response = errors::ContactExistsOrBusy),
+        (status = 412, response = errors::PreconditionFailed),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -208,6 +228,12 @@ pub async fn update(
 
 /// `DELETE /v1/contacts/{id}` (contacts:delete): 204; 404; 412 `precondition_failed` when an
 /// `If-Match` header does not name the current version.
+#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "Contacts", params(("id" = String, Path, description = "The contact's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, response = errors::Busy),
+        (status = 412, response = errors::PreconditionFailed),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -228,6 +254,8 @@ pub async fn delete(
 
 /// `GET /api/agents/{agent_id}/contacts` (any member): the agent's contacts, with the same
 /// filters and pagination as `GET /v1/contacts`. 404 unknown agent; 400 bad query.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/contacts", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ListQuery),
+    responses((status = 200, description = "One page of the agent's contacts.", body = Page<Contact>)))]
 pub async fn dashboard_list(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -238,6 +266,9 @@ pub async fn dashboard_list(
 
 /// `GET /api/agents/{agent_id}/contacts/{contact_id}` (any member): 200 contact with `ETag`;
 /// 404 unknown agent or contact.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/contacts/{contact_id}", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("contact_id" = String, Path, description = "The contact's id.")),
+    responses((status = 200, description = "The contact.", body = Contact, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`.")))))]
 pub async fn dashboard_get(
     State(state): State<AppState>,
     Path((agent_id, contact_id)): Path<(String, String)>,

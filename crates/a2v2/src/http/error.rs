@@ -152,7 +152,7 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> Map<String, Value> {
+    pub(crate) fn body(&self) -> Map<String, Value> {
         let mut body = Map::new();
         body.insert("code".into(), json!(self.code()));
         body.insert("message".into(), json!(self.to_string()));

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod members;
 pub mod metrics;
 pub mod multipart;
+pub mod openapi;
 pub mod ops;
 pub mod request_id;
 pub mod routes;
@@ -44,11 +45,15 @@ pub fn router(state: AppState, registry: Arc<Registry>, serve_metrics: bool) -> 
     let mut routes = routes::router(&state, &registry)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(openapi::serve))
         .route("/assets/{*path}", get(web::asset));
     if serve_metrics {
         routes = routes.route("/metrics", get(ops::metrics));
     }
-    with_layers(routes.layer(Extension(registry)).with_state(state))
+    let routes = routes
+        .layer(Extension(registry))
+        .layer(Extension(openapi::Rendered::render()));
+    with_layers(routes.with_state(state))
 }
 
 /// Only `/metrics`, for a listener of its own (for example on a loopback address).

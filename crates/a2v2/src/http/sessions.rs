@@ -12,6 +12,7 @@ use super::{
     auth::session::{Caller, RequestOrigin, expired_cookie, session_cookie},
     error::ApiError,
     extract::Valid,
+    openapi::{bodies, errors},
 };
 use crate::{
     members::{
@@ -23,9 +24,10 @@ use crate::{
 };
 
 /// The body of a sign-in and of `GET /api/session`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     member: Member,
+    /// Send it as `X-CSRF-Token` on every state-changing `/api` request.
     csrf_token: String,
 }
 
@@ -43,12 +45,15 @@ pub fn signed_in(state: &AppState, session: NewSession) -> Response {
     response
 }
 
-#[derive(Serialize)]
+/// Whether the first owner still has to be created.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SetupStatus {
     needs_setup: bool,
 }
 
 /// `GET /api/setup` (public): whether the first owner still has to be created.
+#[utoipa::path(get, path = "/api/setup", tag = "Session",
+    responses((status = 200, description = "Whether setup is still needed.", body = SetupStatus)))]
 pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
     Ok(Json(SetupStatus {
         needs_setup: sessions::setup_needed(&state.store).await?,
@@ -57,6 +62,12 @@ pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupSta
 
 /// `POST /api/setup` (public, once): creates the workspace and its first owner, signed in.
 /// 201 `{member, csrf_token}`; 409 `already_set_up`; 422 `validation_failed`.
+#[utoipa::path(post, path = "/api/setup", tag = "Session", request_body = bodies::SetupInput,
+    responses(
+        (status = 201, description = "The workspace and its first owner, signed in.", body = SessionView, headers(("Set-Cookie" = String, description = "The session cookie: `HttpOnly`, `SameSite=Strict`."))),
+        (status = 409, response = errors::AlreadySetUp),
+        (status = 429, response = errors::RateLimited),
+    ))]
 pub async fn setup(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -75,6 +86,12 @@ pub async fn setup(
 
 /// `POST /api/session` (public): signs in. 200 `{member, csrf_token}`; 401
 /// `invalid_credentials` for a wrong email or password alike; 429 `rate_limited` when throttled.
+#[utoipa::path(post, path = "/api/session", tag = "Session", request_body = bodies::SignInInput,
+    responses(
+        (status = 200, description = "Signed in.", body = SessionView, headers(("Set-Cookie" = String, description = "The session cookie: `HttpOnly`, `SameSite=Strict`."))),
+        (status = 401, response = errors::InvalidCredentials),
+        (status = 429, response = errors::RateLimited),
+    ))]
 pub async fn sign_in(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -92,6 +109,8 @@ pub async fn sign_in(
 }
 
 /// `GET /api/session` (any member): the signed-in member and the CSRF token.
+#[utoipa::path(get, path = "/api/session", tag = "Session",
+    responses((status = 200, description = "The live session.", body = SessionView)))]
 pub async fn current(caller: Caller) -> Json<SessionView> {
     Json(SessionView {
         member: caller.session.member,
@@ -100,6 +119,8 @@ pub async fn current(caller: Caller) -> Json<SessionView> {
 }
 
 /// `DELETE /api/session` (any member): signs out. 204.
+#[utoipa::path(delete, path = "/api/session", tag = "Session",
+    responses((status = 204, description = "Signed out; the cookie is cleared.")))]
 pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     sessions::sign_out(&state.store, &caller.session.token_hash).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();

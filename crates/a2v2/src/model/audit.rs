@@ -4,11 +4,14 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Who did it, or what it was done to: `{type, id, label}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ActorRef {
+    /// `member`, `api_key` or `system`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: Cow<'static, str>,
     pub id: Option<String>,
     pub label: Option<String>,
@@ -53,9 +56,10 @@ impl ActorRef {
 }
 
 /// What it was done to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Target {
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: Cow<'static, str>,
     pub id: String,
     pub label: String,
@@ -111,10 +115,11 @@ pub struct NewEvent<'a> {
 }
 
 /// A stored event as the audit API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AuditEvent {
     pub id: String,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: i64,
     pub actor: ActorRef,
     pub action: String,
@@ -122,6 +127,7 @@ pub struct AuditEvent {
     pub target: Option<Target>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
     pub details: Value,
 }
 

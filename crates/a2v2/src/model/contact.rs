@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::audit::ActorRef;
 
 /// The stored, validated values of a contact.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct ContactFields {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -17,6 +18,8 @@ pub struct ContactFields {
     pub job_title: Option<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
+    /// Values are strings, numbers or booleans.
+    #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
 }
 
@@ -56,15 +59,17 @@ impl ContactFields {
 }
 
 /// A stored contact, as the API returns it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct Contact {
     pub id: String,
     #[serde(flatten)]
     pub fields: ContactFields,
     pub version: i64,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     /// Who created it: the API key, member or command line (`{type, id, label}`).
     pub created_by: ActorRef,

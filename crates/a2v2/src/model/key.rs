@@ -2,6 +2,7 @@
 
 use ipnet::IpNet;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{audit::ActorRef, ip, permissions::Permissions};
 
@@ -30,7 +31,7 @@ pub struct ApiKey {
 }
 
 /// A key as the management API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub agent_id: String,
@@ -38,15 +39,21 @@ pub struct KeyView {
     pub description: String,
     pub ip_addresses: Vec<String>,
     pub permissions: Permissions,
+    /// The areas the key has any permission in: `contacts`, `documents`; empty is No access.
+    #[schema(value_type = Vec<String>)]
     pub access: Vec<&'static str>,
     pub preview: String,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
     pub created_by: Option<ActorRef>,
     /// The secret: only in the response that creates the key.

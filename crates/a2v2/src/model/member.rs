@@ -1,6 +1,10 @@
 //! Members of the workspace and their roles.
 
 use serde::{Serialize, Serializer};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, Schema, schema::ObjectBuilder, schema::Type},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -28,6 +32,18 @@ impl Role {
     }
 }
 
+impl PartialSchema for Role {
+    fn schema() -> RefOr<Schema> {
+        let names = [Role::Owner, Role::Admin, Role::Member].map(Role::name);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for Role {}
+
 impl Serialize for Role {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
@@ -35,11 +51,12 @@ impl Serialize for Role {
 }
 
 /// A member as stored (without the password hash) and as the management API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Member {
     pub id: String,
     pub email: String,
     pub role: Role,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }

@@ -2,6 +2,13 @@
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Type},
+    },
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Area {
@@ -153,6 +160,30 @@ impl Permissions {
         self.iter().map(Permission::name).collect()
     }
 }
+
+/// `{"contacts": [actions…], "documents": [actions…]}`, built from the areas and actions
+/// themselves so the document lists exactly what the parser accepts.
+impl PartialSchema for Permissions {
+    fn schema() -> RefOr<Schema> {
+        let actions = || {
+            ArrayBuilder::new().unique_items(true).items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(ACTIONS.map(Action::name))),
+            )
+        };
+        AREAS
+            .into_iter()
+            .fold(ObjectBuilder::new(), |object, area| {
+                object.property(area.name(), actions())
+            })
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([json!({"contacts": ["create", "read"], "documents": []})])
+            .into()
+    }
+}
+
+impl ToSchema for Permissions {}
 
 impl Serialize for Permissions {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -16,4 +16,5 @@ mod keys_cli;
 mod members;
 mod metrics;
 mod netfault;
+mod openapi;
 mod slow_clients;

@@ -151,6 +151,15 @@ pub struct Guarded {
     pub access: Access,
 }
 
+/// The refusal of a member whose role is below what a route needs.
+pub fn role_too_low(role: Role, minimum: Role) -> ApiError {
+    ApiError::Forbidden(format!(
+        "Your role ({}) may not do this; it needs the {} role or higher.",
+        role.name(),
+        minimum.name(),
+    ))
+}
+
 /// Checks the session, the CSRF token and the role; the member travels to the handler as
 /// [`Caller`].
 pub async fn guard(
@@ -184,11 +193,7 @@ pub async fn guard(
     }
     let role = session.member.role;
     if role < minimum {
-        return Err(ApiError::Forbidden(format!(
-            "Your role ({}) may not do this; it needs the {} role or higher.",
-            role.name(),
-            minimum.name(),
-        )));
+        return Err(role_too_low(role, minimum));
     }
     // Ids never need escaping; an escaped path segment names nothing that exists.
     if request.uri().path().contains('%') {
