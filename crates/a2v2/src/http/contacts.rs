@@ -279,6 +279,14 @@ pub async fn dashboard_get(
 
 /// `POST /api/agents/{agent_id}/contacts` (admin): like `POST /v1/contacts`, audited with the
 /// member as actor; `Location` names the dashboard's URL of the contact. 404 unknown agent.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/contacts", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body within 24 h return the first response and create nothing.")),
+    request_body = ContactInput,
+    responses(
+        (status = 201, description = "The new contact.", body = Contact,
+            headers(("Location" = String, description = "`/api/agents/{agent_id}/contacts/{id}`."), ("ETag" = String, description = "`\"<version>\"`, for `If-Match`."))),
+        (status = 409, response = errors::ContactExistsOrInFlight),
+    ))]
 pub async fn dashboard_create(
     State(state): State<AppState>,
     caller: Caller,
@@ -293,6 +301,14 @@ pub async fn dashboard_create(
 
 /// `PATCH /api/agents/{agent_id}/contacts/{contact_id}` (admin): like `PATCH /v1/contacts/{id}`
 /// (partial update, `If-Match`, 404/409/412/422), audited with the member as actor.
+#[utoipa::path(patch, path = "/api/agents/{agent_id}/contacts/{contact_id}", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("contact_id" = String, Path, description = "The contact's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")),
+    request_body = ContactInput,
+    responses(
+        (status = 200, description = "The changed contact.", body = Contact, headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`."))),
+        (status = 409, response = errors::ContactExistsOrBusy),
+        (status = 412, response = errors::PreconditionFailed),
+    ))]
 pub async fn dashboard_update(
     State(state): State<AppState>,
     caller: Caller,
@@ -315,6 +331,13 @@ pub async fn dashboard_update(
 
 /// `DELETE /api/agents/{agent_id}/contacts/{contact_id}` (admin): 204; 404; 412 on a stale
 /// `If-Match`. Audited with the member as actor.
+#[utoipa::path(delete, path = "/api/agents/{agent_id}/contacts/{contact_id}", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("contact_id" = String, Path, description = "The contact's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 409, response = errors::Busy),
+        (status = 412, response = errors::PreconditionFailed),
+    ))]
 pub async fn dashboard_delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -334,9 +357,11 @@ pub async fn dashboard_delete(
 }
 
 /// `?on_duplicate=skip|update` of an import.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
+    /// `skip` (default) keeps a stored contact with the same email; `update` fills it in.
     pub on_duplicate: Option<String>,
 }
 
@@ -424,6 +449,14 @@ async fn upload(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Imp
 /// poll with `GET …/contacts/imports/{import_id}`. 404 unknown agent; 400 bad
 /// `on_duplicate`; 413 over `--max-upload-bytes`; 415 not CSV; 422 no header or no column
 /// naming a person.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/contacts/import", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file (or a multipart/form-data body with a `file` part)."),
+    responses(
+        (status = 200, description = "A file of at most 1,000 rows, imported: the report.", body = ContactImport),
+        (status = 202, description = "A larger file, importing in the background: poll `Location`.", body = ContactImport,
+            headers(("Location" = String, description = "`/api/agents/{agent_id}/contacts/imports/{import_id}`."))),
+    ))]
 pub async fn dashboard_import(
     State(state): State<AppState>,
     caller: Caller,
@@ -468,6 +501,10 @@ pub async fn dashboard_import(
 /// read — `encoding`, `columns` (`[{header, field}]`), `total_rows` and the first `rows` as
 /// contact values or with the `error` that would skip them — without importing anything.
 /// Errors as for the import.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/contacts/import/preview", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id.")),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file (or a multipart/form-data body with a `file` part)."),
+    responses((status = 200, description = "How the file would be read: `encoding`, `columns` (`[{header, field}]`), `total_rows`, the first `rows`.", body = Object)))]
 pub async fn dashboard_import_preview(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -481,6 +518,9 @@ pub async fn dashboard_import_preview(
 
 /// `GET /api/agents/{agent_id}/contacts/imports/{import_id}` (any member): an import's
 /// progress (`state` running, done or failed; `processed_rows` of `total_rows`) and report.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/contacts/imports/{import_id}", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("import_id" = String, Path, description = "The import's id.")),
+    responses((status = 200, description = "The import's progress and report.", body = ContactImport)))]
 pub async fn dashboard_import_status(
     State(state): State<AppState>,
     Path((agent_id, import_id)): Path<(String, String)>,
@@ -491,7 +531,8 @@ pub async fn dashboard_import_status(
 }
 
 /// `?format=csv|jsonl` and the list's filters, for an export.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     pub format: Option<String>,
@@ -505,6 +546,9 @@ pub struct ExportQuery {
 /// `GET /api/agents/{agent_id}/contacts/export?format=csv|jsonl` (any member): every contact
 /// matching the list's filters, as a download (CSV by default). Recorded in the audit log.
 /// 404 unknown agent; 400 bad filter or format.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/contacts/export", tag = "Dashboard",
+    params(("agent_id" = String, Path, description = "The agent's id."), ExportQuery),
+    responses((status = 200, description = "Every matching contact: CSV (`text/csv`) or JSON Lines (`application/x-ndjson`).", content_type = "text/csv", body = String)))]
 pub async fn dashboard_export(
     State(state): State<AppState>,
     caller: Caller,

@@ -90,7 +90,7 @@ pub struct ContactFilter {
 }
 
 /// A row of an import that was not written, and why (rows count from 1 after the header).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct SkippedRow {
     pub row: u64,
     pub reason: String,
@@ -98,14 +98,14 @@ pub struct SkippedRow {
 
 /// Where a column of an imported file goes: a field such as `email`, `attributes.<name>`,
 /// `first_name + last_name` (a full name), `attributes` (a JSON object) or `ignored`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ColumnMapping {
     pub header: String,
     pub field: String,
 }
 
 /// A CSV import and its report, as far as it has got.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ContactImport {
     pub id: String,
     pub agent_id: String,
@@ -129,7 +129,9 @@ pub struct ContactImport {
     pub error: Option<String>,
     pub created_by: ActorRef,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(with = "super::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }

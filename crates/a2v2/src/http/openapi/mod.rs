@@ -87,6 +87,13 @@ use crate::model::{
         audit::export,
         contacts::dashboard_list,
         contacts::dashboard_get,
+        contacts::dashboard_create,
+        contacts::dashboard_update,
+        contacts::dashboard_delete,
+        contacts::dashboard_import,
+        contacts::dashboard_import_preview,
+        contacts::dashboard_import_status,
+        contacts::dashboard_export,
     ),
     components(schemas(errors::ErrorBody)),
     tags(
