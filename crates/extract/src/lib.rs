@@ -81,7 +81,11 @@ pub struct Options {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pages: 2_000, max_expanded_bytes: 256 << 20, max_text_chars: 20_000_000 }
+        Self {
+            max_pages: 2_000,
+            max_expanded_bytes: 256 << 20,
+            max_text_chars: 20_000_000,
+        }
     }
 }
 

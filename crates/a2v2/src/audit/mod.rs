@@ -1,6 +1,7 @@
 //! The audit log: append-only events written in the same transaction as the change they
 //! record; reading, export, retention and bounded denial events.
 
+pub mod chain;
 pub mod denials;
 pub mod export;
 pub mod query;

@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod audit_chain;
 mod backup;
 pub mod contacts;
 mod error;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod master_key;
 pub mod members;
 mod primary;
+pub mod rate_limits;
 pub mod sessions;
 pub mod throttle;
 
