@@ -297,9 +297,11 @@ impl KeyCache {
     }
 
     /// Adds or replaces a key, keeping its last-used time, usage and (while the limit is the
-    /// same) rate-limit counts across edits.
+    /// same) rate-limit counts across edits. Tags of secrets the key still has move to the
+    /// new entry; the others are forgotten.
     pub fn put(&self, mut key: CachedKey) {
-        if let Some(before) = self.get(&key.id) {
+        let before = self.get(&key.id);
+        if let Some(before) = &before {
             let used = before.last_used.load(Ordering::Relaxed);
             key.last_used.fetch_max(used, Ordering::Relaxed);
             key.flushed_last_used.fetch_max(
@@ -331,11 +333,49 @@ impl KeyCache {
             }
         }
         if key.limiter.is_some() {
-            self.limited.insert(key_id.clone(), key);
+            self.limited.insert(key_id.clone(), Arc::clone(&key));
         } else {
             self.limited.remove(&key_id);
         }
-        self.forget(&key_id);
+        self.retag(&key, before.as_deref());
+    }
+
+    /// After `key` replaced `before`: every remembered tag of a secret the key still has points
+    /// at the new entry, the rest are forgotten. Runs after the new entry is in `by_hash`, so a
+    /// concurrent `remember` of the old entry has either finished (and is re-pointed here) or
+    /// finds the old entry no longer current.
+    fn retag(&self, key: &Arc<CachedKey>, before: Option<&CachedKey>) {
+        let Some((_, tags)) = self.tag_of.remove(&key.id) else {
+            return;
+        };
+        let secret_of = |slot: usize| -> Option<LookupHash> {
+            let before = before?;
+            match slot {
+                0 => Some(before.hash),
+                _ => before.previous.map(|(hash, _)| hash),
+            }
+        };
+        let mut kept = [None, None];
+        for (slot, tag) in tags.into_iter().enumerate() {
+            let Some(tag) = tag else { continue };
+            let now_slot = match secret_of(slot) {
+                Some(hash) if hash == key.hash => Some(0),
+                Some(hash) if key.previous.is_some_and(|(p, _)| p == hash) => Some(1),
+                _ => None,
+            };
+            match now_slot {
+                Some(now_slot) => {
+                    self.verified.insert(tag, (Arc::clone(key), now_slot == 1));
+                    kept[now_slot] = Some(tag);
+                }
+                None => {
+                    self.verified.remove(&tag);
+                }
+            }
+        }
+        if kept.iter().any(Option::is_some) {
+            self.tag_of.insert(key.id.clone(), kept);
+        }
     }
 
     pub fn remove(&self, key_id: &str) {
@@ -457,6 +497,10 @@ mod tests {
             "served from the verified map"
         );
         cache.put(entry(&cache, "key_1", &key, Some(10)));
+        assert!(
+            cache.knows(&key),
+            "an edit keeps the tag of an unchanged secret"
+        );
         assert_eq!(cache.verify(&key, 10).unwrap().expires_at, Some(10));
         cache.remove("key_1");
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
@@ -518,6 +562,7 @@ mod tests {
         let mut rolled = entry(&cache, "key_1", &new, None);
         rolled.previous = Some((cache.secrets().lookup_hash(&old), 1_000));
         cache.put(rolled);
+        assert!(cache.knows(&old) && !cache.knows(&new));
         assert_eq!(cache.verify(&new, 999).unwrap().id, "key_1");
         assert_eq!(cache.verify(&old, 999).unwrap().id, "key_1");
         assert_eq!(cache.verify(&old, 1_000).unwrap_err(), Rejection::Unknown);
@@ -526,6 +571,7 @@ mod tests {
         assert_eq!(cache.verify(&old, 0).unwrap_err(), Rejection::Unknown);
         assert_eq!(cache.verify(&new, 0).unwrap_err(), Rejection::Unknown);
         assert_eq!(cache.by_hash.len(), 1);
+        assert!(cache.verified.is_empty() && cache.tag_of.is_empty());
     }
 
     #[test]

@@ -50,16 +50,20 @@ async fn a_rate_limited_key_counts_down_and_answers_429() {
         json!({"requests": 3, "per_seconds": 60})
     );
     for remaining in [2, 1, 0] {
+        // With several nodes (PostgreSQL) a node spends on credit only one second's share
+        // (here one request) before its reservation arrives, 50 ms later.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let reply = server.v1(Method::GET, "/v1/key", &key, None).await;
         reply.expect(200, None);
         assert_eq!(header(&reply, "ratelimit-limit"), Some(3));
         assert_eq!(header(&reply, "ratelimit-remaining"), Some(remaining));
-        assert!(header(&reply, "ratelimit-reset").unwrap() <= 60);
+        // A counted request leaves the window after at most 1.1 windows (see DECISIONS).
+        assert!(header(&reply, "ratelimit-reset").unwrap() <= 66);
     }
     let refused = server.v1(Method::GET, "/v1/key", &key, None).await;
     refused.expect(429, Some("rate_limited"));
     let retry = header(&refused, "retry-after").unwrap();
-    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!((1..=66).contains(&retry), "Retry-After {retry}");
     assert_eq!(header(&refused, "ratelimit-remaining"), Some(0));
     // A permission the key lacks is refused without spending budget, with the headers.
     let denied = server.v1(Method::GET, "/v1/contacts", &key, None).await;
