@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
-pub const DEFAULT_INVALID_KEY_LIMIT: u32 = 600;
+pub const DEFAULT_INVALID_KEY_LIMIT: u32 = 1200;
 pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
@@ -103,7 +103,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "A2V2_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<usize>,
     /// /v1 requests with a missing or invalid key (and leaked-key reports) one client address
-    /// (IPv6: one /64) may make per minute; further requests are answered 429 [default: 600]
+    /// (IPv6: one /64) may make per minute; further requests are answered 429 [default: 1200]
     #[arg(long, env = "A2V2_INVALID_KEY_LIMIT", global = true)]
     pub invalid_key_limit: Option<u32>,
 }

@@ -103,7 +103,6 @@ pub async fn serve(
             loop {
                 tick.tick().await;
                 keys.flush_last_used().await;
-                keys.flush_usage().await;
             }
         })
     };
@@ -165,7 +164,6 @@ pub async fn serve(
     sealer.abort();
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
-    state.keys.flush_usage().await;
     state.denials.shutdown().await;
     state.store.close().await;
     tracing::info!("stopped");

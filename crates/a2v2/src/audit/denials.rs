@@ -230,7 +230,9 @@ async fn insert(store: &Store, event: Pending) -> Result<(), StoreError> {
             }),
         },
     )
-    .await
+    .await?;
+    super::appended();
+    Ok(())
 }
 
 async fn flush_counts(store: &Store, slots: &DashMap<Kind, Slot>) {

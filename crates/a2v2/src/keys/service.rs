@@ -489,30 +489,6 @@ impl Keys {
         })
     }
 
-    /// Writes the usage gathered in memory since the previous flush.
-    pub async fn flush_usage(&self) {
-        for key in self.0.cache.all() {
-            let batch = key.usage.pending();
-            if batch.permissions.is_empty() && batch.clients.is_empty() {
-                continue;
-            }
-            let result = async {
-                let mut tx = self.0.store.begin().await?;
-                store::keys::record_permission_uses(&mut tx, &key.id, &batch.permissions).await?;
-                store::keys::record_clients(&mut tx, &key.id, &batch.clients).await?;
-                tx.commit().await
-            }
-            .await;
-            match result {
-                Ok(()) => key.usage.flushed(&batch),
-                Err(err) => {
-                    tracing::warn!(error = %err, "writing key usage failed");
-                    return;
-                }
-            }
-        }
-    }
-
     /// Reserves rate-limit budget from the database for every limited key this node is
     /// using (several nodes on PostgreSQL); see `keys::limiter`.
     pub async fn reserve_budgets(&self) {
@@ -691,22 +667,42 @@ impl Keys {
         Ok(())
     }
 
-    /// Writes last-used times gathered in memory since the previous flush; they count as
-    /// written only once the transaction has committed.
+    /// Writes the last-used times and usage gathered in memory since the previous flush, in
+    /// one transaction; they count as written only once it has committed.
     pub async fn flush_last_used(&self) {
         let uses = self.0.cache.unflushed_uses();
-        if uses.is_empty() {
+        let usage: Vec<(Arc<CachedKey>, super::usage::Pending)> = self
+            .0
+            .cache
+            .all()
+            .into_iter()
+            .map(|key| {
+                let batch = key.usage.pending();
+                (key, batch)
+            })
+            .filter(|(_, batch)| !batch.permissions.is_empty() || !batch.clients.is_empty())
+            .collect();
+        if uses.is_empty() && usage.is_empty() {
             return;
         }
         let result = async {
             let mut tx = self.0.store.begin().await?;
             store::keys::record_uses(&mut tx, &uses).await?;
+            for (key, batch) in &usage {
+                store::keys::record_permission_uses(&mut tx, &key.id, &batch.permissions).await?;
+                store::keys::record_clients(&mut tx, &key.id, &batch.clients).await?;
+            }
             tx.commit().await
         }
         .await;
         match result {
-            Ok(()) => self.0.cache.mark_flushed(&uses),
-            Err(err) => tracing::warn!(error = %err, "writing last-used times failed"),
+            Ok(()) => {
+                self.0.cache.mark_flushed(&uses);
+                for (key, batch) in &usage {
+                    key.usage.flushed(batch);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "writing last-used times and usage failed"),
         }
     }
 }
