@@ -20,7 +20,7 @@ describe('key hygiene', { concurrency: false }, () => {
   let keyId;
   let secret;
 
-  const toast = (text) => page.locator('.toasts').getByText(text, { exact: true });
+  const toast = (text) => page.locator('.toasts').getByText(text, { exact: true }).last();
   const keyRow = (name) => page.locator('tbody tr', { has: page.getByText(name, { exact: true }) });
   const openEdit = async () => {
     await keyRow('CRM sync').getByRole('button', { name: 'Edit' }).click();
@@ -125,10 +125,14 @@ describe('key hygiene', { concurrency: false }, () => {
     await test.locator('.verdict-allowed').getByText('Allowed').waitFor();
     await test.getByLabel('Method').selectOption('DELETE');
     await test.getByRole('button', { name: 'Test access' }).click();
+    await test.getByText('Refused: 405 method_not_allowed').waitFor();
+    await test.getByLabel('Path').fill('/v1/contacts/ct_1');
+    await test.getByRole('button', { name: 'Test access' }).click();
     await test.getByText('Refused: 403 permission_denied').waitFor();
-    await test.getByText('contacts:delete').waitFor();
+    await test.getByText('contacts:delete', { exact: true }).waitFor();
     await test.getByLabel('Method').selectOption('GET');
     await test.getByLabel('Client IP address').fill('192.0.2.1');
+    await test.getByLabel('Path').fill('/v1/contacts');
     await test.getByRole('button', { name: 'Test access' }).click();
     await test.getByText('Refused: 403 ip_not_allowed').waitFor();
     await test.getByRole('button', { name: 'Close', exact: true }).last().click();
