@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)]
 
-use std::{hint::black_box, net::IpAddr, time::Duration};
+use std::{hint::black_box, net::IpAddr, sync::Arc, time::Duration};
 
 use a2v2::{
     access::authorize,
@@ -12,9 +12,11 @@ use a2v2::{
     keys::{
         cache::{CachedKey, KeyCache},
         format,
+        limiter::Limiter,
     },
     model::{
         ip,
+        key::RateLimit,
         permissions::{Action, Area, Permission, Permissions},
     },
 };
@@ -80,6 +82,35 @@ fn verification(c: &mut Criterion) {
     let unknown = format::generate();
     c.bench_function("verify/unknown_key", |b| {
         b.iter(|| black_box(authorize(&cache, Some(&unknown), client, Some(READ), 0).is_err()))
+    });
+    // The same valid-key path for a key with a rate limit: verification, then the limiter.
+    let limited = format::generate();
+    let mut entry = CachedKey::new(
+        "key_limited".into(),
+        "agt_0".into(),
+        "bench".into(),
+        cache.secrets().lookup_hash(&limited),
+        Permissions::default().with(READ),
+        Vec::new(),
+        None,
+        None,
+    );
+    entry.limiter = Some(Arc::new(Limiter::new(
+        RateLimit {
+            requests: 1_000_000,
+            per_seconds: 1,
+        },
+        false,
+    )));
+    cache.put(entry);
+    let mut now = 0i64;
+    c.bench_function("verify/valid_key_rate_limited", |b| {
+        b.iter(|| {
+            now += 1;
+            let key = authorize(&cache, Some(&limited), client, Some(READ), now).expect("valid");
+            let quota = key.limiter.as_ref().map(|limiter| limiter.admit(now));
+            black_box(quota.is_some_and(|q| q.is_ok()))
+        })
     });
     c.bench_function("verify/parts/keyed_hash", |b| {
         b.iter(|| black_box(cache.secrets().lookup_hash(black_box(&sample[1]))))

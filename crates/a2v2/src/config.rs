@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
+pub const DEFAULT_INVALID_KEY_LIMIT: u32 = 1200;
 pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
@@ -101,6 +102,10 @@ pub struct ConfigArgs {
     /// Most client connections open at once; further ones are answered 503 and closed [default: 10000]
     #[arg(long, env = "A2V2_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<usize>,
+    /// /v1 requests with a missing or invalid key (and leaked-key reports) one client address
+    /// (IPv6: one /64) may make per minute; further requests are answered 429 [default: 1200]
+    #[arg(long, env = "A2V2_INVALID_KEY_LIMIT", global = true)]
+    pub invalid_key_limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +129,7 @@ struct FileConfig {
     body_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
+    invalid_key_limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +156,7 @@ pub struct Config {
     pub request_timeout: Duration,
     pub metrics_listen: Option<SocketAddr>,
     pub connections: ConnectionLimits,
+    pub invalid_key_limit: u32,
 }
 
 /// How long a client may take and how many may be connected at once.
@@ -294,6 +301,14 @@ impl ConfigArgs {
             )?,
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             connections,
+            invalid_key_limit: match self
+                .invalid_key_limit
+                .or(file.invalid_key_limit)
+                .unwrap_or(DEFAULT_INVALID_KEY_LIMIT)
+            {
+                0 => bail!("invalid_key_limit must be at least 1"),
+                n => n,
+            },
         })
     }
 }

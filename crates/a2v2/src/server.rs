@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
+    access::guessing::Guessing,
     audit::{self, denials::Denials},
     config::{Config, ConnectionLimits},
     contacts::Contacts,
@@ -21,6 +22,8 @@ use crate::{
 
 /// How often last-used times gathered in memory are written.
 const FLUSH_LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a node sharing the database reserves rate-limit budget for the keys it serves.
+const RESERVE_BUDGET_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Connections the kernel may hold ready for `accept` (capped by `net.core.somaxconn`). The
 /// usual 128 overflows under a burst of connections: the kernel then drops handshakes, and
 /// clients wait a second or more to retry — or, with SYN cookies, believe they are connected
@@ -79,6 +82,7 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
         contacts: Contacts::new(store.clone()),
         keys,
         throttle: SignInThrottle::default(),
+        guessing: Guessing::new(config.invalid_key_limit),
         metrics: Metrics::default(),
         store,
         config,
@@ -104,11 +108,23 @@ pub async fn serve(
     };
     let follower = tokio::spawn(keys::sync::follow(state.keys.clone(), state.store.clone()));
     let poller = tokio::spawn(keys::sync::poll(state.keys.clone(), state.store.clone()));
+    let budgets = {
+        let keys = state.keys.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESERVE_BUDGET_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                keys.reserve_budgets().await;
+            }
+        })
+    };
     let retention = tokio::spawn(audit::retention::run(
         state.store.clone(),
         state.config.audit_retention_days,
     ));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let sealer = tokio::spawn(audit::chain::run(state.store.clone()));
     let registry = Arc::new(Registry::default());
     let metrics_server = match state.config.metrics_listen {
         Some(metrics_addr) => {
@@ -142,8 +158,10 @@ pub async fn serve(
     flusher.abort();
     follower.abort();
     poller.abort();
+    budgets.abort();
     retention.abort();
     housekeeping.abort();
+    sealer.abort();
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
     state.denials.shutdown().await;
@@ -159,6 +177,7 @@ async fn housekeeping(state: AppState) {
     let mut rounds = 0u64;
     loop {
         tick.tick().await;
+        state.guessing.prune(now_ms());
         if let Err(err) = state.throttle.prune(&state.store, now_ms()).await {
             tracing::warn!(error = %err, "pruning the sign-in throttle failed");
         }

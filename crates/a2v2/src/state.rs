@@ -3,8 +3,8 @@
 use std::sync::{Arc, atomic::AtomicU64};
 
 use crate::{
-    audit::denials::Denials, config::Config, contacts::Contacts, keys::Keys,
-    members::throttle::SignInThrottle, store::Store,
+    access::guessing::Guessing, audit::denials::Denials, config::Config, contacts::Contacts,
+    keys::Keys, members::throttle::SignInThrottle, store::Store,
 };
 
 #[derive(Clone)]
@@ -17,6 +17,7 @@ pub struct Inner {
     pub contacts: Contacts,
     pub denials: Denials,
     pub throttle: SignInThrottle,
+    pub guessing: Guessing,
     pub metrics: Metrics,
 }
 
@@ -29,6 +30,11 @@ pub struct Metrics {
     pub rejected_expired: AtomicU64,
     pub denied_ip: AtomicU64,
     pub denied_permission: AtomicU64,
+    /// Paused keys, and every key while the incident switch is on.
+    pub rejected_disabled: AtomicU64,
+    pub rate_limited: AtomicU64,
+    /// Refused because the client sent too many missing or invalid keys.
+    pub guessing_refused: AtomicU64,
     /// `/v1` requests refused because the key cache could not be confirmed current.
     pub lease_expired: AtomicU64,
     pub connections: ConnectionMetrics,

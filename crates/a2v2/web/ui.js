@@ -80,6 +80,10 @@ const ICONS = {
     ['path', { d: 'M16 17H8' }],
     ['path', { d: 'M10 9H8' }],
   ],
+  refresh: [
+    ['path', { d: 'M21 12a9 9 0 1 1-3-6.7L21 8' }],
+    ['path', { d: 'M21 3v5h-5' }],
+  ],
   history: [
     ['path', { d: 'M3 3v5h5' }],
     ['path', { d: 'M3.05 13A9 9 0 1 0 6 5.3L3 8' }],

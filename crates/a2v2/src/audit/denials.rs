@@ -246,7 +246,9 @@ async fn insert(store: &Store, event: Pending) -> Result<(), StoreError> {
             }),
         },
     )
-    .await
+    .await?;
+    super::appended();
+    Ok(())
 }
 
 /// Writes the counts that grew since the last flush. Events already queued are inserted first:

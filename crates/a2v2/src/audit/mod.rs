@@ -1,6 +1,7 @@
 //! The audit log: append-only events written in the same transaction as the change they
 //! record; reading, export, retention and bounded denial events.
 
+pub mod chain;
 pub mod denials;
 pub mod export;
 pub mod query;
@@ -30,7 +31,22 @@ pub async fn record(db: &mut impl Db, by: &By, event: NewEvent<'_>) -> Result<St
     let id = new_id("evt");
     store::audit::insert(db, &id, &by.actor, &by.origin, event).await?;
     EVENTS_WRITTEN.fetch_add(1, Ordering::Relaxed);
+    appended();
     Ok(id)
+}
+
+/// Rows this process appended to the log, denials included; the chain's sealer compares it
+/// with what it last saw.
+static APPENDED: AtomicU64 = AtomicU64::new(0);
+
+/// Notes an appended row for the sealer.
+fn appended() {
+    APPENDED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Rows this process appended since it started.
+pub fn events_written() -> u64 {
+    APPENDED.load(Ordering::Relaxed)
 }
 
 /// The audit log's numbers in Prometheus text format.

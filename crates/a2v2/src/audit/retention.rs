@@ -61,6 +61,7 @@ pub async fn purge(store: &Store, days: u32, now: i64) -> Result<u64, StoreError
     }
     let mut conn = store.conn().await?;
     store::audit::delete_orphan_counts(&mut conn).await?;
+    store::audit_chain::purge(&mut conn, before).await?;
     if deleted > 0 {
         super::record(
             &mut conn,

@@ -1,5 +1,5 @@
 //! `a2v2 audit export`: the audit log as CSV or JSON Lines, like the dashboard's export,
-//! recorded in the log itself with the `cli` actor.
+//! recorded in the log itself with the `cli` actor; `a2v2 audit verify`: its hash chain.
 
 use std::io::Write;
 
@@ -29,4 +29,12 @@ pub async fn export(
     .await;
     store.close().await;
     written
+}
+
+/// Walks the audit log's hash chain.
+pub async fn verify(config: &Config) -> anyhow::Result<audit::chain::Verdict> {
+    let store = open_store(config, false).await?;
+    let verdict = audit::chain::verify(&store).await;
+    store.close().await;
+    Ok(verdict?)
 }

@@ -1,4 +1,4 @@
-//! `a2v2 keys create|list|delete`: API keys from the command line, for automation.
+//! `a2v2 keys create|list|delete|roll`: API keys from the command line, for automation.
 //!
 //! The same rules as the management API (`keys::input`), the same service (`keys::Keys`), an
 //! audit event with a `system` actor labelled `cli`, and an entry in the key change feed,
@@ -13,7 +13,7 @@ use crate::{
     error::DomainError,
     keys::{
         Keys,
-        input::{CreateKey, KeyChanges},
+        input::{CreateKey, KeyChanges, MAX_GRACE_SECONDS},
     },
     model::{
         FieldErrors,
@@ -221,9 +221,49 @@ pub async fn delete(config: &Config, agent_id: &str, key_id: &str) -> anyhow::Re
     deleted
 }
 
+/// Rolls a key of `agent_id`: a new secret, the old one valid for `grace_seconds` more.
+pub async fn roll(
+    config: &Config,
+    agent_id: &str,
+    key_id: &str,
+    grace_seconds: u64,
+) -> anyhow::Result<KeyView> {
+    if grace_seconds > MAX_GRACE_SECONDS {
+        bail!("--grace-seconds must be at most {MAX_GRACE_SECONDS} (a week)");
+    }
+    let secrets = secrets(config)?;
+    let store = open_store(config, true).await?;
+    let keys = Keys::new(store.clone(), secrets, config.key_reveal, config.key_lease);
+    let rolled = async {
+        keys.check_master_key()
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let mut conn = store.conn().await?;
+        store::agents::get(&mut conn, agent_id)
+            .await
+            .map_err(|err| no_agent(err.into(), agent_id))?;
+        drop(conn);
+        keys.roll(&By::cli(), agent_id, key_id, grace_seconds)
+            .await
+            .map_err(|err| match err {
+                DomainError::NotFound => {
+                    anyhow::anyhow!("agent {agent_id} has no API key with id {key_id}")
+                }
+                other => other.into(),
+            })
+    }
+    .await;
+    store.close().await;
+    rolled
+}
+
 /// The keys as the management API lists them.
 pub fn list_json(rows: &[ApiKey]) -> Value {
-    let page = Page::complete(rows.iter().map(|row| row.view(None)).collect());
+    let page = Page::complete(
+        rows.iter()
+            .map(|row| row.view(None, crate::model::now_ms()))
+            .collect(),
+    );
     serde_json::to_value(page).unwrap_or_default()
 }
 

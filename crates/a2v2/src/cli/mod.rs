@@ -162,6 +162,9 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+    /// Check the audit log's hash chain; names the first event that was changed, deleted or
+    /// written around the server, and exits with status 1 then
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,6 +213,21 @@ pub enum KeysCommand {
         agent: String,
         /// Id of the key (see `a2v2 keys list`)
         key_id: String,
+    },
+    /// Roll an API key: a new secret for the same key; prints it once. The old secret keeps
+    /// working for --grace-seconds, then fails on every node
+    Roll {
+        /// Id of the agent that owns the key
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// Id of the key (see `a2v2 keys list`)
+        key_id: String,
+        /// Seconds the old secret keeps working, 0–604800
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u64,
+        /// Print the whole key as JSON, like the management API, secret in `key`
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -306,6 +324,32 @@ async fn run_keys(config: &crate::config::Config, command: KeysCommand) -> anyho
                 "API key {} ({}) deleted; it no longer works",
                 row.id, row.name
             );
+            Ok(())
+        }
+        KeysCommand::Roll {
+            agent,
+            key_id,
+            grace_seconds,
+            json,
+        } => {
+            let rolled = keys::roll(config, &agent, &key_id, grace_seconds).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rolled)?);
+            } else {
+                match crate::model::time::opt_rfc3339(rolled.previous_expires_at) {
+                    Some(until) => eprintln!(
+                        "API key {} ({}) rolled; the old secret works until {until}. \
+                         The new secret is shown only once:",
+                        rolled.id, rolled.name
+                    ),
+                    None => eprintln!(
+                        "API key {} ({}) rolled; the old secret no longer works. \
+                         The new secret is shown only once:",
+                        rolled.id, rolled.name
+                    ),
+                }
+                println!("{}", rolled.key.unwrap_or_default());
+            }
             Ok(())
         }
     }
@@ -427,6 +471,20 @@ async fn run_audit(config: &crate::config::Config, command: AuditCommand) -> any
             }
             Ok(())
         }
+        AuditCommand::Verify => match audit::verify(config).await? {
+            crate::audit::chain::Verdict::Intact { events } => {
+                println!("audit log intact: {events} events in the chain");
+                Ok(())
+            }
+            crate::audit::chain::Verdict::Broken {
+                event_id,
+                seq,
+                reason,
+            } => {
+                let position = seq.map(|n| format!(" (link {n})")).unwrap_or_default();
+                anyhow::bail!("audit log broken at event {event_id}{position}: {reason}")
+            }
+        },
     }
 }
 

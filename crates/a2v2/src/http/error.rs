@@ -37,6 +37,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("The request is missing a valid X-CSRF-Token header.")]
     CsrfFailed,
+    #[error("Enter your password again to copy API keys (POST /api/session/confirm).")]
+    ReauthRequired,
     #[error("The requested resource was not found.")]
     NotFound,
     #[error("{0}")]
@@ -103,7 +105,7 @@ impl ApiError {
             MissingApiKey | InvalidApiKey | Unauthenticated | InvalidCredentials => {
                 StatusCode::UNAUTHORIZED
             }
-            IpNotAllowed | PermissionDenied { .. } | Forbidden(_) | CsrfFailed => {
+            IpNotAllowed | PermissionDenied { .. } | Forbidden(_) | CsrfFailed | ReauthRequired => {
                 StatusCode::FORBIDDEN
             }
             NotFound => StatusCode::NOT_FOUND,
@@ -134,6 +136,7 @@ impl ApiError {
             PermissionDenied { .. } => "permission_denied",
             Forbidden(_) => "forbidden",
             CsrfFailed => "csrf_failed",
+            ReauthRequired => "reauth_required",
             NotFound => "not_found",
             MethodNotAllowed(_) => "method_not_allowed",
             ContactExists { .. } => "contact_exists",

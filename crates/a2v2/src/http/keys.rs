@@ -3,21 +3,38 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{
-    auth::{api_key::Principal, session::Caller},
+    auth::{
+        api_key::{self, Anonymous, Principal},
+        session::Caller,
+    },
     error::ApiError,
     extract::Valid,
     openapi::{bodies::KeyInput, errors},
 };
 use crate::{
-    keys::input::{CreateKey, KeyPatch},
-    model::{ip, key::KeyView, page::Page, permissions::Permissions, time::opt_rfc3339},
+    keys::{
+        input::{CreateKey, KeyPatch, LeakReport, RollKey},
+        service::KeyUsage,
+    },
+    model::{
+        FieldErrors,
+        audit::{Actor, By},
+        ip,
+        key::KeyView,
+        now_ms,
+        page::Page,
+        permissions::{Permission, Permissions},
+        time::opt_rfc3339,
+    },
     state::AppState,
+    validate::FromBody,
 };
 
 /// `GET /api/agents/{agent_id}/api-keys` (any member): every key, newest first.
@@ -101,11 +118,13 @@ pub struct Revealed {
 }
 
 /// `POST /api/agents/{agent_id}/api-keys/{key_id}/reveal` (admin): `{key}` for Copy API Key;
-/// 409 `reveal_disabled` when the server keeps no copy.
+/// 409 `reveal_disabled` when the server keeps no copy; 403 `reauth_required` unless the
+/// member entered their password in the last 10 minutes.
 #[utoipa::path(post, path = "/api/agents/{agent_id}/api-keys/{key_id}/reveal", tag = "API keys",
     params(("agent_id" = String, Path, description = "The agent's id."), ("key_id" = String, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The key's secret.", body = Revealed),
+        (status = 403, response = errors::ReauthRequired),
         (status = 409, response = errors::RevealDisabled),
     ))]
 pub async fn reveal(
@@ -113,6 +132,9 @@ pub async fn reveal(
     caller: Caller,
     Path((agent_id, key_id)): Path<(String, String)>,
 ) -> Result<Json<Revealed>, ApiError> {
+    if !caller.session.recently_confirmed(now_ms()) {
+        return Err(ApiError::ReauthRequired);
+    }
     let key = state.keys.reveal(&caller.by(), &agent_id, &key_id).await?;
     Ok(Json(Revealed { key }))
 }
@@ -129,6 +151,193 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.keys.delete(&caller.by(), &agent_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/agents/{agent_id}/api-keys/{key_id}/roll` (admin): a new secret for the same
+/// key; the old one works for `grace_seconds` more. 200 key with the new `key` and
+/// `previous_expires_at`.
+pub async fn roll(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((agent_id, key_id)): Path<(String, String)>,
+    Valid(RollKey { grace_seconds }): Valid<RollKey>,
+) -> Result<Json<KeyView>, ApiError> {
+    Ok(Json(
+        state
+            .keys
+            .roll(&caller.by(), &agent_id, &key_id, grace_seconds)
+            .await?,
+    ))
+}
+
+/// The body of a simulation: `{method, path, ip}`.
+#[derive(Debug)]
+pub struct SimulatedRequest {
+    pub method: Method,
+    pub path: String,
+    pub ip: std::net::IpAddr,
+}
+
+impl FromBody for SimulatedRequest {
+    const FIELDS: &'static [&'static str] = &["method", "path", "ip"];
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        let method = match body.get("method").and_then(Value::as_str) {
+            Some(text) => match Method::from_bytes(text.trim().to_ascii_uppercase().as_bytes()) {
+                Ok(method) => Some(method),
+                Err(_) => {
+                    errors.insert("method".into(), "must be an HTTP method such as GET".into());
+                    None
+                }
+            },
+            None => {
+                errors.insert("method".into(), "is required".into());
+                None
+            }
+        };
+        let path = match body.get("path").and_then(Value::as_str) {
+            Some(path) if path.starts_with('/') && path.len() <= 2000 => {
+                // The guard sees the path without its query.
+                Some(path.split('?').next().unwrap_or(path).to_owned())
+            }
+            Some(_) => {
+                errors.insert(
+                    "path".into(),
+                    "must be a path starting with /, such as /v1/contacts".into(),
+                );
+                None
+            }
+            None => {
+                errors.insert("path".into(), "is required".into());
+                None
+            }
+        };
+        let ip = match body.get("ip").and_then(Value::as_str).map(str::trim) {
+            Some(text) => match text.parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    errors.insert("ip".into(), "must be an IPv4 or IPv6 address".into());
+                    None
+                }
+            },
+            None => {
+                errors.insert("ip".into(), "is required".into());
+                None
+            }
+        };
+        Some(Self {
+            method: method?,
+            path: path?,
+            ip: ip?,
+        })
+    }
+}
+
+/// What the simulator answers.
+#[derive(Serialize)]
+pub struct Verdict {
+    allowed: bool,
+    status: u16,
+    code: Option<&'static str>,
+    message: Option<String>,
+    required_permission: Option<String>,
+}
+
+/// `POST /api/agents/{agent_id}/api-keys/{key_id}/simulate` (any member):
+/// `{method, path, ip}` → what the `/v1` guard would answer that request with this key now.
+pub async fn simulate(
+    State(state): State<AppState>,
+    Path((agent_id, key_id)): Path<(String, String)>,
+    Valid(request): Valid<SimulatedRequest>,
+) -> Result<Json<Verdict>, ApiError> {
+    let key = state.keys.cached(&agent_id, &key_id).await?;
+    let (required, verdict) = api_key::simulate(
+        &state,
+        key,
+        &request.method,
+        &request.path,
+        request.ip,
+        now_ms(),
+    );
+    let required_permission = required.map(Permission::name);
+    Ok(Json(match verdict {
+        Ok(()) => Verdict {
+            allowed: true,
+            status: 200,
+            code: None,
+            message: None,
+            required_permission,
+        },
+        Err(err) => Verdict {
+            allowed: false,
+            status: err.status().as_u16(),
+            code: Some(err.code()),
+            message: Some(err.to_string()),
+            required_permission,
+        },
+    }))
+}
+
+/// `GET /api/agents/{agent_id}/api-keys/{key_id}/usage` (any member): the last use of each
+/// granted permission and the recent client addresses.
+pub async fn usage(
+    State(state): State<AppState>,
+    Path((agent_id, key_id)): Path<(String, String)>,
+) -> Result<Json<KeyUsage>, ApiError> {
+    Ok(Json(state.keys.usage(&agent_id, &key_id).await?))
+}
+
+#[derive(Serialize)]
+pub struct Suspension {
+    suspended: bool,
+}
+
+/// `POST /api/keys/suspend-all` (owner): every key answers 401 until resumed.
+pub async fn suspend_all(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Suspension>, ApiError> {
+    state.keys.suspend_all(&caller.by(), true).await?;
+    Ok(Json(Suspension { suspended: true }))
+}
+
+/// `POST /api/keys/resume-all` (owner): keys work again.
+pub async fn resume_all(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Suspension>, ApiError> {
+    state.keys.suspend_all(&caller.by(), false).await?;
+    Ok(Json(Suspension { suspended: false }))
+}
+
+/// `GET /api/keys/suspension` (any member): whether the incident switch is on.
+pub async fn suspension(State(state): State<AppState>) -> Json<Suspension> {
+    Json(Suspension {
+        suspended: state.keys.is_suspended(),
+    })
+}
+
+/// `POST /v1/leaked-keys {"key": …}` (no key; throttled per client): revokes a leaked key.
+/// 202 whatever was sent, so that the endpoint tells nothing about keys.
+pub async fn report_leak(
+    State(state): State<AppState>,
+    anonymous: Anonymous,
+    Valid(LeakReport { key }): Valid<LeakReport>,
+) -> Result<Response, ApiError> {
+    let by = By {
+        actor: Actor {
+            kind: "system".into(),
+            id: None,
+            label: Some("leaked-key report".into()),
+        },
+        origin: anonymous.origin,
+    };
+    state.keys.report_leak(&by, &key).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "status": "accepted" })),
+    )
+        .into_response())
 }
 
 /// What `GET /v1/key` tells an integration about its own key.

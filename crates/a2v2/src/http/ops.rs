@@ -72,6 +72,11 @@ pub async fn metrics(
          a2v2_api_key_verifications_total{{outcome=\"expired\"}} {}\n\
          a2v2_api_key_verifications_total{{outcome=\"ip_not_allowed\"}} {}\n\
          a2v2_api_key_verifications_total{{outcome=\"permission_denied\"}} {}\n\
+         a2v2_api_key_verifications_total{{outcome=\"disabled\"}} {}\n\
+         a2v2_api_key_verifications_total{{outcome=\"rate_limited\"}} {}\n\
+         # HELP a2v2_guessing_refusals_total /v1 requests refused because their client sent too many invalid keys.\n\
+         # TYPE a2v2_guessing_refusals_total counter\n\
+         a2v2_guessing_refusals_total {}\n\
          # HELP a2v2_key_lease_refusals_total /v1 requests refused while the key cache was not confirmed current.\n\
          # TYPE a2v2_key_lease_refusals_total counter\n\
          a2v2_key_lease_refusals_total {}\n\
@@ -100,6 +105,9 @@ pub async fn metrics(
         read(&m.rejected_expired),
         read(&m.denied_ip),
         read(&m.denied_permission),
+        read(&m.rejected_disabled),
+        read(&m.rate_limited),
+        read(&m.guessing_refused),
         read(&m.lease_expired),
         crate::members::argon2_runs(),
         state.keys.cache().len(),

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     model::{
-        member::Role::{Admin, Member},
+        member::Role::{Admin, Member, Owner},
         permissions::{Action, Area, Permission},
     },
     state::AppState,
@@ -111,6 +111,55 @@ pub const V1_ROUTES: &[Route<Option<Permission>>] = &[
     ),
 ];
 
+/// `/v1` routes that take no key; the guessing throttle guards them.
+pub const V1_PUBLIC_ROUTES: &[Route<()>] = &[route(Method::POST, "/v1/leaked-keys", (), |m| {
+    on(m, keys::report_leak)
+})];
+
+/// Where a `/v1` request would go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A route, needing this permission (`None`: any valid key).
+    Route(Option<Permission>),
+    /// The path is served, but not with this method (405).
+    WrongMethod,
+    /// No such path (404).
+    Unknown,
+}
+
+/// Matches `method` and `path` against the keyed `/v1` routes as the router does: literal
+/// segments equal, `{…}` segments any non-empty text.
+pub fn resolve_v1(method: &Method, path: &str) -> Resolved {
+    let matches = |pattern: &str| {
+        let mut wanted = pattern.split('/');
+        let mut given = path.split('/');
+        loop {
+            match (wanted.next(), given.next()) {
+                (None, None) => return true,
+                (Some(w), Some(g)) if w.starts_with('{') => {
+                    if g.is_empty() {
+                        return false;
+                    }
+                }
+                (Some(w), Some(g)) if w == g => {}
+                _ => return false,
+            }
+        }
+    };
+    let mut known_path = false;
+    for route in V1_ROUTES.iter().filter(|route| matches(route.path)) {
+        known_path = true;
+        if route.method == method {
+            return Resolved::Route(route.requires);
+        }
+    }
+    if known_path {
+        Resolved::WrongMethod
+    } else {
+        Resolved::Unknown
+    }
+}
+
 /// Every `/api` route and who may call it (SPEC §1 roles). Finer rules — an admin acting on
 /// an owner, the last owner — live with the members feature.
 pub const API_ROUTES: &[Route<Access>] = &[
@@ -128,6 +177,9 @@ pub const API_ROUTES: &[Route<Access>] = &[
     }),
     route(Method::DELETE, "/api/session", AtLeast(Member), |m| {
         on(m, sessions::sign_out)
+    }),
+    route(Method::POST, "/api/session/confirm", AtLeast(Member), |m| {
+        on(m, sessions::confirm)
     }),
     route(Method::GET, "/api/agents", AtLeast(Member), |m| {
         on(m, agents::list)
@@ -195,6 +247,33 @@ pub const API_ROUTES: &[Route<Access>] = &[
         AtLeast(Admin),
         |m| on(m, keys::reveal),
     ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys/{key_id}/roll",
+        AtLeast(Admin),
+        |m| on(m, keys::roll),
+    ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/api-keys/{key_id}/simulate",
+        AtLeast(Member),
+        |m| on(m, keys::simulate),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/api-keys/{key_id}/usage",
+        AtLeast(Member),
+        |m| on(m, keys::usage),
+    ),
+    route(Method::POST, "/api/keys/suspend-all", AtLeast(Owner), |m| {
+        on(m, keys::suspend_all)
+    }),
+    route(Method::POST, "/api/keys/resume-all", AtLeast(Owner), |m| {
+        on(m, keys::resume_all)
+    }),
+    route(Method::GET, "/api/keys/suspension", AtLeast(Member), |m| {
+        on(m, keys::suspension)
+    }),
     route(Method::GET, "/api/members", AtLeast(Member), |m| {
         on(m, members::list)
     }),
@@ -298,6 +377,7 @@ async fn refuse_method(request: Request) -> Response {
         .get::<MatchedPath>()
         .map_or("", MatchedPath::as_str);
     let mut allowed = allowed_methods(V1_ROUTES, path);
+    allowed.extend(allowed_methods(V1_PUBLIC_ROUTES, path));
     allowed.extend(allowed_methods(API_ROUTES, path));
     let allow = allowed.join(", ");
     let mut response =
@@ -378,7 +458,14 @@ pub fn router(state: &AppState, registry: &Registry) -> axum::Router<AppState> {
         },
         |handler, guarded| handler.route_layer(from_fn_with_state(guarded, session::guard)),
     );
-    v1.merge(api)
+    let public = build(
+        V1_PUBLIC_ROUTES,
+        timeout,
+        registry,
+        |_| state.clone(),
+        |handler, state| handler.route_layer(from_fn_with_state(state, api_key::throttled)),
+    );
+    v1.merge(public).merge(api)
 }
 
 #[cfg(test)]
@@ -401,7 +488,28 @@ mod tests {
     #[test]
     fn the_tables_name_each_route_once() {
         names_each_route_once(V1_ROUTES);
+        names_each_route_once(V1_PUBLIC_ROUTES);
         names_each_route_once(API_ROUTES);
+    }
+
+    #[test]
+    fn resolves_v1_paths_like_the_router() {
+        let read = perm(Contacts, Read);
+        assert_eq!(resolve_v1(&Method::GET, "/v1/key"), Resolved::Route(None));
+        assert_eq!(
+            resolve_v1(&Method::GET, "/v1/contacts/c_1"),
+            Resolved::Route(read)
+        );
+        assert_eq!(
+            resolve_v1(&Method::PUT, "/v1/contacts/c_1"),
+            Resolved::WrongMethod
+        );
+        assert_eq!(resolve_v1(&Method::GET, "/v1/contacts/"), Resolved::Unknown);
+        assert_eq!(
+            resolve_v1(&Method::GET, "/v1/contacts/a/b"),
+            Resolved::Unknown
+        );
+        assert_eq!(resolve_v1(&Method::GET, "/v1/nothing"), Resolved::Unknown);
     }
 
     #[test]

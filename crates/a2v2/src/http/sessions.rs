@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     members::{
-        input::{Setup, SignIn},
+        input::{Confirm, Setup, SignIn},
         sessions::{self, NewSession},
     },
     model::member::Member,
@@ -116,6 +116,24 @@ pub async fn current(caller: Caller) -> Json<SessionView> {
         member: caller.session.member,
         csrf_token: caller.session.csrf_token,
     })
+}
+
+/// `POST /api/session/confirm` (any member): `{password}` → 204; starts a new 10-minute
+/// window in which the member may copy keys. 401 `invalid_credentials` when wrong.
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Valid(Confirm { password }): Valid<Confirm>,
+) -> Result<StatusCode, ApiError> {
+    sessions::confirm(
+        &state.store,
+        &state.throttle,
+        &caller.session,
+        &caller.origin,
+        password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/session` (any member): signs out. 204.

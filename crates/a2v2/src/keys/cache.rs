@@ -14,7 +14,7 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
 
@@ -22,7 +22,7 @@ use dashmap::DashMap;
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
-use super::format;
+use super::{format, limiter::Limiter, usage::Usage};
 use crate::{
     crypto::{KeySecrets, LookupHash, decode_hex},
     model::{key::ApiKey, permissions::Permissions},
@@ -38,9 +38,15 @@ pub struct CachedKey {
     pub permissions: Permissions,
     pub ip_nets: Vec<IpNet>,
     pub expires_at: Option<i64>,
+    /// False while the key is paused.
+    pub enabled: bool,
+    /// The hash of the secret before the last roll, and until when (unix ms) it works.
+    pub previous: Option<(LookupHash, i64)>,
+    pub limiter: Option<Arc<Limiter>>,
     /// Unix ms of the latest successful use; flushed to storage in batches.
     pub last_used: AtomicI64,
     flushed_last_used: AtomicI64,
+    pub usage: Arc<Usage>,
 }
 
 impl CachedKey {
@@ -64,19 +70,28 @@ impl CachedKey {
             permissions,
             ip_nets,
             expires_at,
+            enabled: true,
+            previous: None,
+            limiter: None,
             last_used: AtomicI64::new(last_used),
             flushed_last_used: AtomicI64::new(last_used),
+            usage: Arc::default(),
         }
     }
 
     /// The cache entry of a stored key; `None` when its stored form cannot be read (a
-    /// malformed hash or IP list), in which case the key must be refused.
-    pub fn from_stored(row: &ApiKey) -> Option<Self> {
+    /// malformed hash or IP list), in which case the key must be refused. `coordinated`:
+    /// its rate limit is shared with other nodes.
+    pub fn from_stored(row: &ApiKey, coordinated: bool) -> Option<Self> {
         if !row.ip_list_readable {
             return None;
         }
-        let hash: LookupHash = decode_hex(&row.lookup_hash).ok()?.try_into().ok()?;
-        Some(Self::new(
+        let hash = decode_hash(&row.lookup_hash)?;
+        let previous = match (&row.previous_lookup_hash, row.previous_expires_at) {
+            (Some(text), Some(until)) => Some((decode_hash(text)?, until)),
+            _ => None,
+        };
+        let mut key = Self::new(
             row.id.clone(),
             row.agent_id.clone(),
             row.name.clone(),
@@ -85,7 +100,13 @@ impl CachedKey {
             row.ip_nets.clone(),
             row.expires_at,
             row.last_used_at,
-        ))
+        );
+        key.enabled = row.enabled;
+        key.previous = previous;
+        key.limiter = row
+            .rate_limit
+            .map(|limit| Arc::new(Limiter::new(limit, coordinated)));
+        Some(key)
     }
 
     pub fn last_used_at(&self) -> Option<i64> {
@@ -98,6 +119,10 @@ impl CachedKey {
             self.last_used.store(now_ms, Ordering::Relaxed);
         }
     }
+}
+
+fn decode_hash(text: &str) -> Option<LookupHash> {
+    decode_hex(text).ok()?.try_into().ok()
 }
 
 /// The hash map key: already uniformly random, so it needs no further hashing.
@@ -136,16 +161,27 @@ pub enum Rejection {
     Malformed,
     Unknown,
     Expired,
+    /// Paused, or every key is suspended.
+    Disabled,
 }
+
+/// The hash-map indices of a key: its secret's, and the one before the last roll's.
+type Indices = (u128, Option<u128>);
 
 pub struct KeyCache {
     secrets: KeySecrets,
     by_hash: Index,
-    by_id: DashMap<String, u128>,
-    /// Keys already verified in full, by tag; see the module comment.
-    verified: Index,
-    tag_of: DashMap<String, u128>,
+    by_id: DashMap<String, Indices>,
+    /// Keys already verified in full, by tag, and whether by their previous secret; see the
+    /// module comment.
+    verified: DashMap<u128, (Arc<CachedKey>, bool), BuildHasherDefault<PrefixHasher>>,
+    /// The tags of each key's current and previous secret.
+    tag_of: DashMap<String, [Option<u128>; 2]>,
     tag_keys: [RandomState; 2],
+    /// Keys with a rate limit, for the budget reservations.
+    limited: DashMap<String, Arc<CachedKey>>,
+    /// The incident switch: every key answers like a deleted one.
+    suspended: AtomicBool,
 }
 
 impl KeyCache {
@@ -154,10 +190,25 @@ impl KeyCache {
             secrets,
             by_hash: Index::default(),
             by_id: DashMap::new(),
-            verified: Index::default(),
+            verified: DashMap::default(),
             tag_of: DashMap::new(),
             tag_keys: [RandomState::new(), RandomState::new()],
+            limited: DashMap::new(),
+            suspended: AtomicBool::new(false),
         }
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
+    }
+
+    pub fn set_suspended(&self, on: bool) {
+        self.suspended.store(on, Ordering::Release);
+    }
+
+    /// The keys that have a rate limit.
+    pub fn limited(&self) -> Vec<Arc<CachedKey>> {
+        self.limited.iter().map(|e| Arc::clone(e.value())).collect()
     }
 
     fn tag(&self, presented: &str) -> u128 {
@@ -165,39 +216,49 @@ impl KeyCache {
         u128::from(high.hash_one(presented)) << 64 | u128::from(low.hash_one(presented))
     }
 
-    /// The full check: keyed hash, lookup, constant-time comparison.
-    fn verify_in_full(&self, presented: &str) -> Result<Arc<CachedKey>, Rejection> {
+    /// The full check: keyed hash, lookup, constant-time comparison. Also says whether the
+    /// secret is the key's previous one.
+    fn verify_in_full(&self, presented: &str) -> Result<(Arc<CachedKey>, bool), Rejection> {
         let hash = self.secrets.lookup_hash(presented);
         let entry = self
             .by_hash
             .get(&index_of(&hash))
             .map(|entry| Arc::clone(entry.value()))
             .ok_or(Rejection::Unknown)?;
-        if !bool::from(entry.hash.ct_eq(&hash)) {
-            return Err(Rejection::Unknown);
+        if bool::from(entry.hash.ct_eq(&hash)) {
+            return Ok((entry, false));
         }
-        Ok(entry)
+        match &entry.previous {
+            Some((previous, _)) if bool::from(previous.ct_eq(&hash)) => Ok((entry, true)),
+            _ => Err(Rejection::Unknown),
+        }
     }
 
     /// Remembers a key that passed the full check, under its tag. Done while holding the
     /// key's shard of `by_hash`: a concurrent change or removal either completes before (and
     /// the entry is no longer current, so nothing is remembered) or waits and then forgets
     /// the tag. No request that starts after a removal returned can match a stale tag.
-    fn remember(&self, tag: u128, entry: &Arc<CachedKey>) {
-        let Some(current) = self.by_hash.get(&index_of(&entry.hash)) else {
+    fn remember(&self, tag: u128, entry: &Arc<CachedKey>, previous: bool) {
+        let hash = match (&entry.previous, previous) {
+            (Some((hash, _)), true) => hash,
+            _ => &entry.hash,
+        };
+        let Some(current) = self.by_hash.get(&index_of(hash)) else {
             return;
         };
         if !Arc::ptr_eq(current.value(), entry) {
             return;
         }
-        self.verified.insert(tag, Arc::clone(entry));
-        self.tag_of.insert(entry.id.clone(), tag);
+        self.verified.insert(tag, (Arc::clone(entry), previous));
+        self.tag_of.entry(entry.id.clone()).or_default()[usize::from(previous)] = Some(tag);
         drop(current);
     }
 
     fn forget(&self, key_id: &str) {
-        if let Some((_, tag)) = self.tag_of.remove(key_id) {
-            self.verified.remove(&tag);
+        if let Some((_, tags)) = self.tag_of.remove(key_id) {
+            for tag in tags.into_iter().flatten() {
+                self.verified.remove(&tag);
+            }
         }
     }
 
@@ -205,48 +266,126 @@ impl KeyCache {
         &self.secrets
     }
 
-    /// Parses, hashes and looks up a presented key. Malformed keys never reach the map.
+    /// Whether `presented` is a key this node verified before (and has not changed since).
+    pub fn knows(&self, presented: &str) -> bool {
+        format::is_well_formed(presented) && self.verified.contains_key(&self.tag(presented))
+    }
+
+    /// Parses, hashes and looks up a presented key. Malformed keys never reach the map; the
+    /// secret before a roll passes only within its grace period.
     pub fn verify(&self, presented: &str, now_ms: i64) -> Result<Arc<CachedKey>, Rejection> {
         if !format::is_well_formed(presented) {
             return Err(Rejection::Malformed);
         }
         let tag = self.tag(presented);
-        let remembered = self.verified.get(&tag).map(|e| Arc::clone(e.value()));
-        let entry = match remembered {
-            Some(entry) => entry,
+        let remembered = self.verified.get(&tag).map(|e| {
+            let (entry, previous) = e.value();
+            (Arc::clone(entry), *previous)
+        });
+        let (entry, previous) = match remembered {
+            Some(found) => found,
             None => {
-                let entry = self.verify_in_full(presented)?;
-                self.remember(tag, &entry);
-                entry
+                let (entry, previous) = self.verify_in_full(presented)?;
+                self.remember(tag, &entry, previous);
+                (entry, previous)
             }
         };
-        if entry.expires_at.is_some_and(|at| at <= now_ms) {
-            return Err(Rejection::Expired);
+        if previous && entry.previous.is_none_or(|(_, until)| until <= now_ms) {
+            return Err(Rejection::Unknown);
         }
         Ok(entry)
     }
 
-    /// Adds or replaces a key, keeping its last-used time across edits.
-    pub fn put(&self, key: CachedKey) {
-        let index = index_of(&key.hash);
-        if let Some(previous) = self.by_hash.get(&index) {
-            let used = previous.last_used.load(Ordering::Relaxed);
+    /// Adds or replaces a key, keeping its last-used time, usage and (while the limit is the
+    /// same) rate-limit counts across edits. Tags of secrets the key still has move to the
+    /// new entry; the others are forgotten.
+    pub fn put(&self, mut key: CachedKey) {
+        let before = self.get(&key.id);
+        if let Some(before) = &before {
+            let used = before.last_used.load(Ordering::Relaxed);
             key.last_used.fetch_max(used, Ordering::Relaxed);
             key.flushed_last_used.fetch_max(
-                previous.flushed_last_used.load(Ordering::Relaxed),
+                before.flushed_last_used.load(Ordering::Relaxed),
                 Ordering::Relaxed,
             );
+            key.usage = Arc::clone(&before.usage);
+            if let (Some(old), Some(new)) = (&before.limiter, &key.limiter)
+                && old.limit == new.limit
+            {
+                key.limiter = Some(Arc::clone(old));
+            }
         }
+        let indices = (
+            index_of(&key.hash),
+            key.previous.as_ref().map(|(hash, _)| index_of(hash)),
+        );
         let key_id = key.id.clone();
-        self.by_id.insert(key_id.clone(), index);
-        self.by_hash.insert(index, Arc::new(key));
-        self.forget(&key_id);
+        let key = Arc::new(key);
+        self.by_hash.insert(indices.0, Arc::clone(&key));
+        if let Some(index) = indices.1 {
+            self.by_hash.insert(index, Arc::clone(&key));
+        }
+        if let Some(stale) = self.by_id.insert(key_id.clone(), indices) {
+            for index in [Some(stale.0), stale.1].into_iter().flatten() {
+                if index != indices.0 && Some(index) != indices.1 {
+                    self.by_hash.remove(&index);
+                }
+            }
+        }
+        if key.limiter.is_some() {
+            self.limited.insert(key_id.clone(), Arc::clone(&key));
+        } else {
+            self.limited.remove(&key_id);
+        }
+        self.retag(&key, before.as_deref());
+    }
+
+    /// After `key` replaced `before`: every remembered tag of a secret the key still has points
+    /// at the new entry, the rest are forgotten. Runs after the new entry is in `by_hash`, so a
+    /// concurrent `remember` of the old entry has either finished (and is re-pointed here) or
+    /// finds the old entry no longer current.
+    fn retag(&self, key: &Arc<CachedKey>, before: Option<&CachedKey>) {
+        let Some((_, tags)) = self.tag_of.remove(&key.id) else {
+            return;
+        };
+        let secret_of = |slot: usize| -> Option<LookupHash> {
+            let before = before?;
+            match slot {
+                0 => Some(before.hash),
+                _ => before.previous.map(|(hash, _)| hash),
+            }
+        };
+        let mut kept = [None, None];
+        for (slot, tag) in tags.into_iter().enumerate() {
+            let Some(tag) = tag else { continue };
+            let now_slot = match secret_of(slot) {
+                Some(hash) if hash == key.hash => Some(0),
+                Some(hash) if key.previous.is_some_and(|(p, _)| p == hash) => Some(1),
+                _ => None,
+            };
+            match now_slot {
+                Some(now_slot) => {
+                    self.verified.insert(tag, (Arc::clone(key), now_slot == 1));
+                    kept[now_slot] = Some(tag);
+                }
+                None => {
+                    self.verified.remove(&tag);
+                }
+            }
+        }
+        if kept.iter().any(Option::is_some) {
+            self.tag_of.insert(key.id.clone(), kept);
+        }
     }
 
     pub fn remove(&self, key_id: &str) {
-        if let Some((_, index)) = self.by_id.remove(key_id) {
+        if let Some((_, (index, previous))) = self.by_id.remove(key_id) {
             self.by_hash.remove(&index);
+            if let Some(previous) = previous {
+                self.by_hash.remove(&previous);
+            }
         }
+        self.limited.remove(key_id);
         self.forget(key_id);
     }
 
@@ -264,22 +403,28 @@ impl KeyCache {
     }
 
     pub fn get(&self, key_id: &str) -> Option<Arc<CachedKey>> {
-        let index = *self.by_id.get(key_id)?;
+        let (index, _) = *self.by_id.get(key_id)?;
         self.by_hash.get(&index).map(|e| Arc::clone(e.value()))
     }
 
     pub fn len(&self) -> usize {
-        self.by_hash.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
+        self.by_id.is_empty()
+    }
+
+    /// Every cached key.
+    pub fn all(&self) -> Vec<Arc<CachedKey>> {
+        let ids: Vec<String> = self.by_id.iter().map(|e| e.key().clone()).collect();
+        ids.iter().filter_map(|id| self.get(id)).collect()
     }
 
     /// Last-used times not yet written to storage.
     pub fn unflushed_uses(&self) -> Vec<(String, i64)> {
-        self.by_hash
-            .iter()
+        self.all()
+            .into_iter()
             .filter_map(|entry| {
                 let used = entry.last_used.load(Ordering::Relaxed);
                 (used > entry.flushed_last_used.load(Ordering::Relaxed))
@@ -352,7 +497,11 @@ mod tests {
             "served from the verified map"
         );
         cache.put(entry(&cache, "key_1", &key, Some(10)));
-        assert_eq!(cache.verify(&key, 10).unwrap_err(), Rejection::Expired);
+        assert!(
+            cache.knows(&key),
+            "an edit keeps the tag of an unchanged secret"
+        );
+        assert_eq!(cache.verify(&key, 10).unwrap().expires_at, Some(10));
         cache.remove("key_1");
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
         assert!(cache.verified.is_empty() && cache.tag_of.is_empty());
@@ -363,9 +512,9 @@ mod tests {
         let cache = cache();
         let key = format::generate();
         cache.put(entry(&cache, "key_1", &key, None));
-        let stale = cache.verify_in_full(&key).unwrap();
+        let (stale, _) = cache.verify_in_full(&key).unwrap();
         cache.remove("key_1");
-        cache.remember(cache.tag(&key), &stale);
+        cache.remember(cache.tag(&key), &stale, false);
         assert_eq!(cache.verify(&key, 0).unwrap_err(), Rejection::Unknown);
     }
 
@@ -384,8 +533,8 @@ mod tests {
                 std::thread::spawn(move || {
                     // The full check and `remember`, over and over, racing the removal.
                     while !stop.load(Ordering::Relaxed) {
-                        if let Ok(entry) = cache.verify_in_full(&key) {
-                            cache.remember(cache.tag(&key), &entry);
+                        if let Ok((entry, previous)) = cache.verify_in_full(&key) {
+                            cache.remember(cache.tag(&key), &entry, previous);
                         }
                         std::thread::yield_now();
                     }
@@ -404,12 +553,25 @@ mod tests {
     }
 
     #[test]
-    fn expired_keys_are_rejected() {
+    fn a_rolled_key_takes_its_previous_secret_until_the_grace_ends() {
         let cache = cache();
-        let key = format::generate();
-        cache.put(entry(&cache, "key_1", &key, Some(1_000)));
-        assert!(cache.verify(&key, 999).is_ok());
-        assert_eq!(cache.verify(&key, 1_000).unwrap_err(), Rejection::Expired);
+        let old = format::generate();
+        let new = format::generate();
+        cache.put(entry(&cache, "key_1", &old, None));
+        assert!(cache.verify(&old, 0).is_ok());
+        let mut rolled = entry(&cache, "key_1", &new, None);
+        rolled.previous = Some((cache.secrets().lookup_hash(&old), 1_000));
+        cache.put(rolled);
+        assert!(cache.knows(&old) && !cache.knows(&new));
+        assert_eq!(cache.verify(&new, 999).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&old, 999).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&old, 1_000).unwrap_err(), Rejection::Unknown);
+        // Rolled again without grace: the first secret is gone from every index.
+        cache.put(entry(&cache, "key_1", &format::generate(), None));
+        assert_eq!(cache.verify(&old, 0).unwrap_err(), Rejection::Unknown);
+        assert_eq!(cache.verify(&new, 0).unwrap_err(), Rejection::Unknown);
+        assert_eq!(cache.by_hash.len(), 1);
+        assert!(cache.verified.is_empty() && cache.tag_of.is_empty());
     }
 
     #[test]

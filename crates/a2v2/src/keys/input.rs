@@ -8,7 +8,7 @@ use crate::{
     crypto::{KeySecrets, encode_hex},
     model::{
         FieldErrors, ip,
-        key::ApiKey,
+        key::{ApiKey, RateLimit},
         new_id, now_ms,
         permissions::Permissions,
         time::{opt_rfc3339, parse_rfc3339},
@@ -25,6 +25,8 @@ const FIELDS: &[&str] = &[
     "ip_addresses",
     "permissions",
     "expires_at",
+    "rate_limit",
+    "enabled",
 ];
 
 /// Validated fields of a create or a patch; `None` leaves a field unchanged on patch.
@@ -35,6 +37,8 @@ pub struct KeyChanges {
     pub ip_nets: Option<Vec<IpNet>>,
     pub permissions: Option<Permissions>,
     pub expires_at: Option<Option<i64>>,
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub enabled: Option<bool>,
 }
 
 /// The body of a create: `name` is required.
@@ -124,7 +128,96 @@ fn changes(
             );
         }
     }
+    match body.get("rate_limit") {
+        None => {}
+        Some(Value::Null) => changes.rate_limit = Some(None),
+        Some(value) => match rate_limit(value) {
+            Ok(limit) => changes.rate_limit = Some(Some(limit)),
+            Err(err) => {
+                errors.insert("rate_limit".into(), err);
+            }
+        },
+    }
+    match body.get("enabled") {
+        None => {}
+        Some(Value::Bool(on)) => changes.enabled = Some(*on),
+        Some(_) => {
+            errors.insert("enabled".into(), "must be true or false".into());
+        }
+    }
     changes
+}
+
+/// `{"requests": N, "per_seconds": S}` within the contract's bounds.
+fn rate_limit(value: &Value) -> Result<RateLimit, String> {
+    const SHAPE: &str = "must be an object {\"requests\": N, \"per_seconds\": S}";
+    let object = value.as_object().ok_or(SHAPE)?;
+    if object.len() != 2 {
+        return Err(SHAPE.into());
+    }
+    let number = |name: &str, max: u32| -> Result<u32, String> {
+        object
+            .get(name)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("`{name}` must be a whole number from 1 to {max}"))
+    };
+    Ok(RateLimit {
+        requests: number("requests", RateLimit::MAX_REQUESTS)?,
+        per_seconds: number("per_seconds", RateLimit::MAX_SECONDS)?,
+    })
+}
+
+/// The longest grace period of a roll: a week.
+pub const MAX_GRACE_SECONDS: u64 = 604_800;
+
+/// The body of a roll: `{"grace_seconds": 0–604800}` (default 0).
+#[derive(Debug)]
+pub struct RollKey {
+    pub grace_seconds: u64,
+}
+
+impl FromBody for RollKey {
+    const FIELDS: &'static [&'static str] = &["grace_seconds"];
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        match body.get("grace_seconds") {
+            None | Some(Value::Null) => Some(Self { grace_seconds: 0 }),
+            Some(value) => match value.as_u64().filter(|s| *s <= MAX_GRACE_SECONDS) {
+                Some(grace_seconds) => Some(Self { grace_seconds }),
+                None => {
+                    errors.insert(
+                        "grace_seconds".into(),
+                        format!("must be a whole number of seconds from 0 to {MAX_GRACE_SECONDS}"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// The body of a leaked-key report: `{"key": …}`.
+#[derive(Debug)]
+pub struct LeakReport {
+    pub key: String,
+}
+
+impl FromBody for LeakReport {
+    const FIELDS: &'static [&'static str] = &["key"];
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        match body.get("key") {
+            Some(Value::String(key)) => Some(Self {
+                key: key.trim().chars().take(200).collect(),
+            }),
+            _ => {
+                errors.insert("key".into(), "must be the leaked key as a string".into());
+                None
+            }
+        }
+    }
 }
 
 /// A new key's row and its secret, which the caller shows once.
@@ -159,6 +252,15 @@ pub fn mint(
         created_at: now_ms,
         updated_at: now_ms,
         last_used_at: None,
+        rate_limit: changes.rate_limit.flatten(),
+        enabled: changes.enabled.unwrap_or(true),
+        previous_lookup_hash: None,
+        previous_expires_at: None,
+        rolled_at: None,
+        reveal_count: 0,
+        last_revealed_at: None,
+        leak_reported_at: None,
+        permission_uses: Default::default(),
         id,
     };
     Ok((row, secret))
@@ -199,6 +301,17 @@ pub fn apply(row: &mut ApiKey, changes: KeyChanges) -> Map<String, Value> {
             json!({"from": opt_rfc3339(row.expires_at), "to": opt_rfc3339(at)}),
         );
         row.expires_at = at;
+    }
+    if let Some(limit) = changes.rate_limit.filter(|l| *l != row.rate_limit) {
+        changed.insert(
+            "rate_limit".into(),
+            json!({"from": row.rate_limit, "to": limit}),
+        );
+        row.rate_limit = limit;
+    }
+    if let Some(on) = changes.enabled.filter(|on| *on != row.enabled) {
+        changed.insert("enabled".into(), json!({"from": row.enabled, "to": on}));
+        row.enabled = on;
     }
     changed
 }

@@ -4,7 +4,9 @@
 pub mod cache;
 pub mod format;
 pub mod input;
+pub mod limiter;
 pub mod service;
 pub mod sync;
+pub mod usage;
 
 pub use service::{KeyChange, Keys};

@@ -13,16 +13,18 @@ use std::{
     time::Duration,
 };
 
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
     cache::{CachedKey, KeyCache},
+    format,
     input::{self, KeyChanges},
 };
 use crate::{
     audit,
-    crypto::KeySecrets,
+    crypto::{KeySecrets, encode_hex},
     error::{DomainError, Result},
     model::{
         audit::{By, NewEvent, Target},
@@ -48,12 +50,18 @@ struct Inner {
     confirmed_at: AtomicI64,
     lease_ms: i64,
     keep_copies: bool,
+    /// Other nodes share the database, and with it the rate-limit budget.
+    coordinated: bool,
 }
+
+/// The id under which the incident switch travels in the key change feed.
+pub const SWITCH_ID: &str = "keys_suspension";
 
 /// What a committed change does to the cache.
 enum Effect {
     Stored(Vec<ApiKey>),
     Removed(Vec<String>),
+    Suspended(bool),
 }
 
 /// A change to keys in progress: the write lock and an open transaction. Dropping it rolls
@@ -79,6 +87,7 @@ impl KeyChange {
         let ids: Vec<&str> = match &effect {
             Effect::Stored(rows) => rows.iter().map(|row| row.id.as_str()).collect(),
             Effect::Removed(ids) => ids.iter().map(String::as_str).collect(),
+            Effect::Suspended(_) => vec![SWITCH_ID],
         };
         store::key_changes::announce(&mut self.tx, &ids).await?;
         let Self { keys, tx, guard } = self;
@@ -87,6 +96,7 @@ impl KeyChange {
             match effect {
                 Effect::Stored(rows) => rows.iter().for_each(|row| keys.cache_row(row)),
                 Effect::Removed(ids) => ids.iter().for_each(|id| keys.0.cache.remove(id)),
+                Effect::Suspended(on) => keys.0.cache.set_suspended(on),
             }
             drop(guard);
             Ok::<_, StoreError>(())
@@ -101,13 +111,14 @@ impl Keys {
     /// `lease` is how long the cache stays trusted after it was last confirmed current.
     pub fn new(store: Store, secrets: KeySecrets, keep_copies: bool, lease: Duration) -> Self {
         Self(Arc::new(Inner {
-            store,
             cache: KeyCache::new(secrets),
             writes: Arc::new(Mutex::new(())),
             version: AtomicI64::new(0),
             confirmed_at: AtomicI64::new(i64::MIN),
             lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
             keep_copies,
+            coordinated: store.is_shared(),
+            store,
         }))
     }
 
@@ -147,7 +158,7 @@ impl Keys {
 
     /// Serves the key as stored, or, if its stored form cannot be read, refuses it.
     fn cache_row(&self, row: &ApiKey) {
-        match CachedKey::from_stored(row) {
+        match CachedKey::from_stored(row, self.0.coordinated) {
             Some(cached) => self.0.cache.put(cached),
             None => {
                 tracing::error!(key_id = %row.id, "stored key is unreadable; it is refused");
@@ -158,7 +169,10 @@ impl Keys {
 
     /// The management view, with the last use known to this node's memory.
     pub fn view(&self, row: &ApiKey) -> KeyView {
-        row.view(self.0.cache.get(&row.id).and_then(|k| k.last_used_at()))
+        row.view(
+            self.0.cache.get(&row.id).and_then(|k| k.last_used_at()),
+            now_ms(),
+        )
     }
 
     /// The agent's keys, newest first; `NotFound` for an unknown agent.
@@ -233,12 +247,23 @@ impl Keys {
     ) -> Result<KeyView> {
         let mut change = self.begin_change().await?;
         let mut row = store::keys::get(change.tx(), agent_id, key_id).await?;
+        if changes.enabled == Some(true) && row.leak_reported_at.is_some() {
+            return Err(DomainError::Conflict(
+                "This key's secret was reported leaked: roll the key to give it a new secret \
+                 before resuming it."
+                    .into(),
+            ));
+        }
         let changed = input::apply(&mut row, changes);
         if changed.is_empty() {
             return Ok(self.view(&row));
         }
         row.updated_at = now_ms();
         store::keys::update(change.tx(), &row).await?;
+        if changed.contains_key("rate_limit") {
+            // Buckets of another width would be misread.
+            store::rate_limits::forget(change.tx(), &row.id).await?;
+        }
         audit::record(
             change.tx(),
             by,
@@ -263,6 +288,7 @@ impl Keys {
         let mut change = self.begin_change().await?;
         let row = store::keys::get(change.tx(), agent_id, key_id).await?;
         store::keys::delete(change.tx(), &row.id).await?;
+        store::rate_limits::forget(change.tx(), &row.id).await?;
         audit::record(
             change.tx(),
             by,
@@ -278,6 +304,240 @@ impl Keys {
         Ok(row)
     }
 
+    /// Gives the key a new secret (same id, settings and history). The old secret keeps
+    /// working for `grace_seconds`, then fails like a deleted key, on every node. Returns the
+    /// key with its new secret in `key`.
+    pub async fn roll(
+        &self,
+        by: &By,
+        agent_id: &str,
+        key_id: &str,
+        grace_seconds: u64,
+    ) -> Result<KeyView> {
+        let mut change = self.begin_change().await?;
+        let mut row = store::keys::get(change.tx(), agent_id, key_id).await?;
+        let now = now_ms();
+        let secret = format::generate();
+        let grace_ms = i64::try_from(grace_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        (row.previous_lookup_hash, row.previous_expires_at) = if grace_ms > 0 {
+            (
+                Some(row.lookup_hash.clone()),
+                Some(now.saturating_add(grace_ms)),
+            )
+        } else {
+            (None, None)
+        };
+        row.lookup_hash = encode_hex(&self.secrets().lookup_hash(&secret));
+        row.preview = format::preview(&secret);
+        row.secret_ciphertext = if self.0.keep_copies {
+            Some(self.secrets().seal(&row.id, &secret)?)
+        } else {
+            None
+        };
+        row.rolled_at = Some(now);
+        row.leak_reported_at = None;
+        row.updated_at = now;
+        store::keys::update(change.tx(), &row).await?;
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: "api_key.rolled",
+                agent_id: Some(agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({
+                    "grace_seconds": grace_seconds,
+                    "previous_expires_at": opt_rfc3339(row.previous_expires_at),
+                    "preview": row.preview,
+                }),
+            },
+        )
+        .await?;
+        change.commit(Effect::Stored(vec![row.clone()])).await?;
+        let mut view = self.view(&row);
+        view.previous_expires_at = row.previous_expires_at;
+        view.key = Some(secret);
+        Ok(view)
+    }
+
+    /// The incident switch: with `on`, every key of the workspace answers 401 until it is
+    /// turned off again; on every node, like a revocation. Returns whether it changed.
+    pub async fn suspend_all(&self, by: &By, on: bool) -> Result<bool> {
+        let mut change = self.begin_change().await?;
+        let member = (by.actor.kind == "member")
+            .then_some(by.actor.id.as_deref())
+            .flatten();
+        let changed = store::keys::set_suspended(change.tx(), on, now_ms(), member).await?;
+        if !changed {
+            return Ok(false);
+        }
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: if on { "keys.suspended" } else { "keys.resumed" },
+                agent_id: None,
+                target: None,
+                details: json!({}),
+            },
+        )
+        .await?;
+        change.commit(Effect::Suspended(on)).await?;
+        Ok(true)
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.0.cache.is_suspended()
+    }
+
+    /// A report that `presented` leaked. When it is the current secret of a key, the key is
+    /// paused at once and marked reported (its row stays, so that people see what happened;
+    /// a roll and resuming bring it back). When it is a previous secret still in its grace
+    /// period, the grace ends. Audited with the reporter's address. Anything else is ignored,
+    /// and the caller answers the same either way.
+    pub async fn report_leak(&self, by: &By, presented: &str) -> Result<()> {
+        if !format::is_well_formed(presented) {
+            return Ok(());
+        }
+        let hash = encode_hex(&self.secrets().lookup_hash(presented));
+        let mut change = self.begin_change().await?;
+        let Some(mut row) = store::keys::find_by_hash(change.tx(), &hash).await? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let current = row.lookup_hash == hash;
+        if current {
+            row.enabled = false;
+            row.leak_reported_at = Some(now);
+        } else if row.previous_expires_at.is_some_and(|at| at > now) {
+            row.previous_lookup_hash = None;
+            row.previous_expires_at = None;
+        } else {
+            return Ok(());
+        }
+        row.updated_at = now;
+        store::keys::update(change.tx(), &row).await?;
+        audit::record(
+            change.tx(),
+            by,
+            NewEvent {
+                action: "api_key.leak_reported",
+                agent_id: Some(&row.agent_id),
+                target: Some(Target::new("api_key", &row.id, &row.name)),
+                details: json!({
+                    "secret": if current { "current" } else { "previous" },
+                    "revoked": true,
+                    "preview": row.preview,
+                }),
+            },
+        )
+        .await?;
+        change.commit(Effect::Stored(vec![row])).await?;
+        Ok(())
+    }
+
+    /// The cache entry of the agent's key, as the `/v1` guard sees it; `NotFound` when the
+    /// agent has no such key.
+    pub async fn cached(&self, agent_id: &str, key_id: &str) -> Result<Arc<CachedKey>> {
+        let mut conn = self.0.store.conn().await?;
+        store::keys::get(&mut conn, agent_id, key_id).await?;
+        self.0.cache.get(key_id).ok_or(DomainError::NotFound)
+    }
+
+    /// What the key was used for: the last use of each granted permission and the recent
+    /// client addresses, from storage and this node's memory.
+    pub async fn usage(&self, agent_id: &str, key_id: &str) -> Result<KeyUsage> {
+        let mut conn = self.0.store.conn().await?;
+        let row = store::keys::get(&mut conn, agent_id, key_id).await?;
+        let mut clients: Vec<(String, i64, i64)> = store::keys::clients(&mut conn, key_id).await?;
+        let mut permission_uses = row.permission_uses.clone();
+        if let Some(cached) = self.0.cache.get(key_id) {
+            for (permission, at) in cached.usage.permission_uses() {
+                let entry = permission_uses.entry(permission.name()).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+            for (ip, count, last_seen) in cached.usage.pending().clients {
+                match clients.iter_mut().find(|(known, ..)| *known == ip) {
+                    Some(known) => {
+                        known.1 += count;
+                        known.2 = known.2.max(last_seen);
+                    }
+                    None => clients.push((ip, count, last_seen)),
+                }
+            }
+        }
+        clients.sort_by_key(|(_, _, last_seen)| std::cmp::Reverse(*last_seen));
+        clients.truncate(super::usage::RECENT_CLIENTS);
+        let permissions = crate::model::permissions::Permission::all()
+            .filter(|p| row.permissions.has(*p))
+            .map(|p| PermissionUse {
+                last_used_at: permission_uses.get(&p.name()).copied(),
+                permission: p.name(),
+            })
+            .collect();
+        Ok(KeyUsage {
+            last_used_at: self.view(&row).last_used_at,
+            permissions,
+            clients: clients
+                .into_iter()
+                .map(|(ip, count, last_seen)| ClientUse {
+                    ip,
+                    count,
+                    last_seen,
+                })
+                .collect(),
+        })
+    }
+
+    /// Reserves rate-limit budget from the database for every limited key this node is
+    /// using (several nodes on PostgreSQL); see `keys::limiter`.
+    pub async fn reserve_budgets(&self) {
+        if !self.0.coordinated {
+            return;
+        }
+        let now = now_ms();
+        for key in self.0.cache.limited() {
+            let Some(limiter) = &key.limiter else {
+                continue;
+            };
+            let Some(wanted) = limiter.wanted(now) else {
+                continue;
+            };
+            let current = limiter.bucket_of(now);
+            let asked: Vec<(i64, u32)> = wanted.iter().copied().filter(|(_, n)| *n > 0).collect();
+            let result = async {
+                let mut tx = self.0.store.begin().await?;
+                let answer = store::rate_limits::reserve(
+                    &mut tx,
+                    &key.id,
+                    limiter.limit.requests,
+                    (current - super::limiter::BUCKETS, current),
+                    &asked,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(answer)
+            }
+            .await;
+            match result {
+                Ok((given, total)) => {
+                    let mut granted = [0u32; super::limiter::BUCKETS as usize + 1];
+                    let mut given = given.into_iter();
+                    for (slot, (_, n)) in granted.iter_mut().zip(wanted.iter()) {
+                        if *n > 0 {
+                            *slot = given.next().unwrap_or(0);
+                        }
+                    }
+                    limiter.granted(&wanted, &granted, total);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "reserving rate-limit budget failed");
+                    return;
+                }
+            }
+        }
+    }
+
     /// The key's secret for **Copy API Key**; `RevealDisabled` when the server keeps no copy.
     pub async fn reveal(&self, by: &By, agent_id: &str, key_id: &str) -> Result<String> {
         let mut tx = self.0.store.begin().await?;
@@ -287,6 +547,7 @@ impl Keys {
             _ => return Err(DomainError::RevealDisabled),
         };
         let secret = self.secrets().open(&row.id, sealed)?;
+        store::keys::record_reveal(&mut tx, &row.id, now_ms()).await?;
         audit::record(
             &mut tx,
             by,
@@ -373,6 +634,9 @@ impl Keys {
         // Read before the keys: every change after this version is caught by the next poll.
         let version = store::key_changes::current_version(&mut conn).await?;
         let rows = store::keys::list_all(&mut conn).await?;
+        self.0
+            .cache
+            .set_suspended(store::keys::suspended(&mut conn).await?);
         let stored: std::collections::HashSet<&str> =
             rows.iter().map(|row| row.id.as_str()).collect();
         self.0.cache.retain(|key_id| stored.contains(key_id));
@@ -390,6 +654,11 @@ impl Keys {
         let _serialised = self.0.writes.lock().await;
         let mut conn = self.0.store.conn().await?;
         for key_id in key_ids {
+            if key_id == SWITCH_ID {
+                let on = store::keys::suspended(&mut conn).await?;
+                self.0.cache.set_suspended(on);
+                continue;
+            }
             match store::keys::find(&mut conn, key_id).await? {
                 Some(row) => self.cache_row(&row),
                 None => self.0.cache.remove(key_id),
@@ -398,24 +667,71 @@ impl Keys {
         Ok(())
     }
 
-    /// Writes last-used times gathered in memory since the previous flush; they count as
-    /// written only once the transaction has committed.
+    /// Writes the last-used times and usage gathered in memory since the previous flush, in
+    /// one transaction; they count as written only once it has committed.
     pub async fn flush_last_used(&self) {
         let uses = self.0.cache.unflushed_uses();
-        if uses.is_empty() {
+        let usage: Vec<(Arc<CachedKey>, super::usage::Pending)> = self
+            .0
+            .cache
+            .all()
+            .into_iter()
+            .map(|key| {
+                let batch = key.usage.pending();
+                (key, batch)
+            })
+            .filter(|(_, batch)| !batch.permissions.is_empty() || !batch.clients.is_empty())
+            .collect();
+        if uses.is_empty() && usage.is_empty() {
             return;
         }
         let result = async {
             let mut tx = self.0.store.begin().await?;
             store::keys::record_uses(&mut tx, &uses).await?;
+            for (key, batch) in &usage {
+                store::keys::record_permission_uses(&mut tx, &key.id, &batch.permissions).await?;
+                store::keys::record_clients(&mut tx, &key.id, &batch.clients).await?;
+            }
             tx.commit().await
         }
         .await;
         match result {
-            Ok(()) => self.0.cache.mark_flushed(&uses),
-            Err(err) => tracing::warn!(error = %err, "writing last-used times failed"),
+            Ok(()) => {
+                self.0.cache.mark_flushed(&uses);
+                for (key, batch) in &usage {
+                    key.usage.flushed(batch);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "writing last-used times and usage failed"),
         }
     }
+}
+
+/// What a key was used for (`GET …/usage`).
+#[derive(Debug, Serialize)]
+pub struct KeyUsage {
+    #[serde(with = "crate::model::time::opt_rfc3339")]
+    pub last_used_at: Option<i64>,
+    /// Every granted permission with its last use (`null`: not used since it was granted, or
+    /// not since usage is recorded).
+    pub permissions: Vec<PermissionUse>,
+    /// The recent client addresses, most recent first.
+    pub clients: Vec<ClientUse>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PermissionUse {
+    pub permission: String,
+    #[serde(with = "crate::model::time::opt_rfc3339")]
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientUse {
+    pub ip: String,
+    pub count: i64,
+    #[serde(with = "crate::model::time::rfc3339")]
+    pub last_seen: i64,
 }
 
 fn wrong_master_key() -> DomainError {

@@ -92,6 +92,22 @@ impl FromBody for SignIn {
     }
 }
 
+/// `POST /api/session/confirm`: `{password}`.
+pub struct Confirm {
+    pub password: String,
+}
+
+impl FromBody for Confirm {
+    const FIELDS: &'static [&'static str] = &["password"];
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        let password = required_string(errors, body, "password").map(str::to_owned);
+        Some(Self {
+            password: password?,
+        })
+    }
+}
+
 /// `POST /api/members`: `{email, password, role}`, or `{email, role, invite: true}` to let the
 /// member choose their password.
 pub struct CreateMember {

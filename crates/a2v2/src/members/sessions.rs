@@ -38,6 +38,18 @@ pub struct Session {
     pub csrf_token: String,
     /// The stored hash of the session's token.
     pub token_hash: String,
+    /// When (unix ms) the member last entered their password: signing in or confirming.
+    pub confirmed_at: i64,
+}
+
+/// How long a password confirmation allows copying keys.
+pub const CONFIRMATION_MS: i64 = 10 * 60 * 1000;
+
+impl Session {
+    /// Whether the member entered their password within [`CONFIRMATION_MS`].
+    pub fn recently_confirmed(&self, now: i64) -> bool {
+        now - self.confirmed_at <= CONFIRMATION_MS
+    }
 }
 
 pub async fn setup_needed(store: &Store) -> Result<bool> {
@@ -214,11 +226,41 @@ pub async fn authenticate(
     let token_hash = secrets.session_hash(token);
     let mut conn = store.conn().await?;
     let found = store::sessions::find_live(&mut conn, &token_hash, now_ms()).await?;
-    Ok(found.map(|(member, csrf_token)| Session {
+    Ok(found.map(|(member, csrf_token, confirmed_at)| Session {
         member,
         csrf_token,
         token_hash,
+        confirmed_at,
     }))
+}
+
+/// Checks the member's password again and, when right, starts a new confirmation window for
+/// this session. Throttled like sign-in; `InvalidCredentials` when wrong.
+pub async fn confirm(
+    store: &Store,
+    throttle: &SignInThrottle,
+    session: &Session,
+    origin: &Origin,
+    password: String,
+) -> Result<()> {
+    let ip = origin.ip.clone().unwrap_or_default();
+    let email = session.member.email.clone();
+    let attempt = throttle
+        .attempt(store, Some(email.as_str()), &ip, now_ms())
+        .await?;
+    let hash = {
+        let mut conn = store.conn().await?;
+        store::members::find_by_email(&mut conn, &email)
+            .await?
+            .map(|(_, hash)| hash)
+    };
+    if !super::verify_password(password, hash).await {
+        return Err(DomainError::InvalidCredentials);
+    }
+    attempt.succeeded().await?;
+    let mut conn = store.conn().await?;
+    store::sessions::confirm(&mut conn, &session.token_hash, now_ms()).await?;
+    Ok(())
 }
 
 /// Ends the session with this token hash.

@@ -1,5 +1,7 @@
 //! API keys as stored and as the management API shows them (never the secret).
 
+use std::collections::BTreeMap;
+
 use ipnet::IpNet;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,6 +30,31 @@ pub struct ApiKey {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_used_at: Option<i64>,
+    pub rate_limit: Option<RateLimit>,
+    /// False while the key is paused: it answers like a deleted key.
+    pub enabled: bool,
+    /// Hex of the keyed hash of the secret before the last roll, and until when it works.
+    pub previous_lookup_hash: Option<String>,
+    pub previous_expires_at: Option<i64>,
+    pub rolled_at: Option<i64>,
+    pub reveal_count: i64,
+    pub last_revealed_at: Option<i64>,
+    /// When the current secret was reported leaked (cleared by a roll).
+    pub leak_reported_at: Option<i64>,
+    /// Last use per permission (`contacts:read` → unix ms), as last flushed.
+    pub permission_uses: BTreeMap<String, i64>,
+}
+
+/// At most `requests` requests in any window of `per_seconds` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_seconds: u32,
+}
+
+impl RateLimit {
+    pub const MAX_REQUESTS: u32 = 1_000_000;
+    pub const MAX_SECONDS: u32 = 86_400;
 }
 
 /// A key as the management API returns it.
@@ -56,6 +83,18 @@ pub struct KeyView {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<i64>,
     pub created_by: Option<ActorRef>,
+    pub rate_limit: Option<RateLimit>,
+    pub enabled: bool,
+    /// When the secret before the last roll stops working (absent once it has).
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub previous_expires_at: Option<i64>,
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub rolled_at: Option<i64>,
+    pub reveal_count: i64,
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub last_revealed_at: Option<i64>,
+    #[serde(with = "super::time::opt_rfc3339")]
+    pub leak_reported_at: Option<i64>,
     /// The secret: only in the response that creates the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -63,7 +102,7 @@ pub struct KeyView {
 
 impl ApiKey {
     /// The management view; `last_used` is a fresher time than storage's, from memory.
-    pub fn view(&self, last_used: Option<i64>) -> KeyView {
+    pub fn view(&self, last_used: Option<i64>, now_ms: i64) -> KeyView {
         let last_used_at = match (self.last_used_at, last_used) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -86,6 +125,13 @@ impl ApiKey {
                 id: Some(id.clone()),
                 label: self.created_by_email.clone(),
             }),
+            rate_limit: self.rate_limit,
+            enabled: self.enabled,
+            previous_expires_at: self.previous_expires_at.filter(|at| *at > now_ms),
+            rolled_at: self.rolled_at,
+            reveal_count: self.reveal_count,
+            last_revealed_at: self.last_revealed_at,
+            leak_reported_at: self.leak_reported_at,
             key: None,
         }
     }

@@ -67,7 +67,24 @@ impl Permission {
     pub fn name(self) -> String {
         format!("{}:{}", self.0.name(), self.1.name())
     }
+
+    /// A dense index from 0 to [`COUNT`] - 1.
+    pub const fn index(self) -> usize {
+        self.0 as usize * 4 + self.1 as usize
+    }
+
+    /// Every permission, in index order.
+    pub fn all() -> impl Iterator<Item = Permission> {
+        AREAS.into_iter().flat_map(|area| {
+            ACTIONS
+                .into_iter()
+                .map(move |action| Permission(area, action))
+        })
+    }
 }
+
+/// How many permissions there are.
+pub const COUNT: usize = AREAS.len() * ACTIONS.len();
 
 /// The set of permissions a key holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,11 +3,17 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{Db, StoreError};
-use crate::model::{ip, key::ApiKey, permissions::Permissions};
+use crate::model::{
+    ip,
+    key::{ApiKey, RateLimit},
+    permissions::Permissions,
+};
 
 const SELECT: &str = "SELECT k.id, k.agent_id, k.name, k.description, k.lookup_hash, \
      k.secret_ciphertext, k.preview, k.permissions, k.ip_addresses, k.expires_at, k.created_by, \
-     m.email AS created_by_email, k.created_at, k.updated_at, k.last_used_at \
+     m.email AS created_by_email, k.created_at, k.updated_at, k.last_used_at, \
+     k.rate_limit_requests, k.rate_limit_seconds, k.enabled, k.previous_lookup_hash, \
+     k.previous_expires_at, k.rolled_at, k.reveal_count, k.last_revealed_at, k.leak_reported_at, k.permission_uses \
      FROM api_keys k LEFT JOIN members m ON m.id = k.created_by";
 
 fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
@@ -33,6 +39,26 @@ fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        rate_limit: rate_limit(
+            row.try_get("rate_limit_requests")?,
+            row.try_get("rate_limit_seconds")?,
+        ),
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        previous_lookup_hash: row.try_get("previous_lookup_hash")?,
+        previous_expires_at: row.try_get("previous_expires_at")?,
+        rolled_at: row.try_get("rolled_at")?,
+        reveal_count: row.try_get("reveal_count")?,
+        last_revealed_at: row.try_get("last_revealed_at")?,
+        leak_reported_at: row.try_get("leak_reported_at")?,
+        permission_uses: serde_json::from_str(&row.try_get::<String, _>("permission_uses")?)
+            .unwrap_or_default(),
+    })
+}
+
+fn rate_limit(requests: Option<i64>, seconds: Option<i64>) -> Option<RateLimit> {
+    Some(RateLimit {
+        requests: u32::try_from(requests?).ok()?,
+        per_seconds: u32::try_from(seconds?).ok()?,
     })
 }
 
@@ -103,8 +129,9 @@ pub async fn clear_copies(db: &mut impl Db) -> Result<u64, StoreError> {
 pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, secret_ciphertext, \
-         preview, permissions, ip_addresses, expires_at, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         preview, permissions, ip_addresses, expires_at, created_by, created_at, updated_at, \
+         rate_limit_requests, rate_limit_seconds, enabled) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&key.id)
     .bind(&key.agent_id)
@@ -119,16 +146,22 @@ pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     .bind(key.created_by.as_deref())
     .bind(key.created_at)
     .bind(key.updated_at)
+    .bind(key.rate_limit.map(|l| i64::from(l.requests)))
+    .bind(key.rate_limit.map(|l| i64::from(l.per_seconds)))
+    .bind(i64::from(key.enabled))
     .execute(db.raw())
     .await?;
     Ok(())
 }
 
-/// Writes the editable fields; `NotFound` when the key is gone.
+/// Writes the editable fields and the secret's hashes (after a roll); `NotFound` when the key is gone.
 pub async fn update(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE api_keys SET name = $1, description = $2, permissions = $3, ip_addresses = $4, \
-         expires_at = $5, updated_at = $6 WHERE id = $7",
+         expires_at = $5, updated_at = $6, rate_limit_requests = $7, rate_limit_seconds = $8, \
+         enabled = $9, lookup_hash = $10, secret_ciphertext = $11, preview = $12, \
+         previous_lookup_hash = $13, previous_expires_at = $14, rolled_at = $15, \
+         leak_reported_at = $16 WHERE id = $17",
     )
     .bind(&key.name)
     .bind(&key.description)
@@ -136,6 +169,16 @@ pub async fn update(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     .bind(ip_text(key))
     .bind(key.expires_at)
     .bind(key.updated_at)
+    .bind(key.rate_limit.map(|l| i64::from(l.requests)))
+    .bind(key.rate_limit.map(|l| i64::from(l.per_seconds)))
+    .bind(i64::from(key.enabled))
+    .bind(&key.lookup_hash)
+    .bind(key.secret_ciphertext.as_deref())
+    .bind(&key.preview)
+    .bind(key.previous_lookup_hash.as_deref())
+    .bind(key.previous_expires_at)
+    .bind(key.rolled_at)
+    .bind(key.leak_reported_at)
     .bind(&key.id)
     .execute(db.raw())
     .await?;
@@ -170,4 +213,148 @@ pub async fn record_uses(db: &mut impl Db, uses: &[(String, i64)]) -> Result<(),
         .await?;
     }
     Ok(())
+}
+
+/// Counts one reveal of the key's secret.
+pub async fn record_reveal(db: &mut impl Db, key_id: &str, at: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE api_keys SET reveal_count = reveal_count + 1, last_revealed_at = $1 WHERE id = $2",
+    )
+    .bind(at)
+    .bind(key_id)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// The key whose current or previous secret hashes to `lookup_hash`, if any.
+pub async fn find_by_hash(
+    db: &mut impl Db,
+    lookup_hash: &str,
+) -> Result<Option<ApiKey>, StoreError> {
+    let row = sqlx::query(&format!(
+        "{SELECT} WHERE k.lookup_hash = $1 OR k.previous_lookup_hash = $1"
+    ))
+    .bind(lookup_hash)
+    .fetch_optional(db.raw())
+    .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Writes batched per-permission last uses, merged into what is stored (never backwards).
+pub async fn record_permission_uses(
+    db: &mut impl Db,
+    key_id: &str,
+    uses: &[(String, i64)],
+) -> Result<(), StoreError> {
+    let Some(text) =
+        sqlx::query_scalar::<_, String>("SELECT permission_uses FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(db.raw())
+            .await?
+    else {
+        return Ok(());
+    };
+    let mut stored: std::collections::BTreeMap<String, i64> =
+        serde_json::from_str(&text).unwrap_or_default();
+    for (permission, at) in uses {
+        let entry = stored.entry(permission.clone()).or_insert(*at);
+        *entry = (*entry).max(*at);
+    }
+    sqlx::query("UPDATE api_keys SET permission_uses = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into()))
+        .bind(key_id)
+        .execute(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Adds batched client sightings `(ip, count, last_seen)` of a key, keeping its 20 most
+/// recent addresses.
+pub async fn record_clients(
+    db: &mut impl Db,
+    key_id: &str,
+    clients: &[(String, i64, i64)],
+) -> Result<(), StoreError> {
+    for (ip, count, last_seen) in clients {
+        sqlx::query(
+            "INSERT INTO api_key_clients (key_id, ip, count, last_seen) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = $1) \
+             ON CONFLICT (key_id, ip) DO UPDATE SET count = api_key_clients.count + $3, \
+             last_seen = CASE WHEN api_key_clients.last_seen > $4 \
+             THEN api_key_clients.last_seen ELSE $4 END",
+        )
+        .bind(key_id)
+        .bind(ip)
+        .bind(*count)
+        .bind(*last_seen)
+        .execute(db.raw())
+        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM api_key_clients WHERE key_id = $1 AND ip NOT IN \
+         (SELECT ip FROM api_key_clients WHERE key_id = $1 ORDER BY last_seen DESC LIMIT 20)",
+    )
+    .bind(key_id)
+    .execute(db.raw())
+    .await?;
+    Ok(())
+}
+
+/// The key's recent client addresses `(ip, count, last_seen)`, most recent first.
+pub async fn clients(
+    db: &mut impl Db,
+    key_id: &str,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT ip, count, last_seen FROM api_key_clients WHERE key_id = $1 \
+         ORDER BY last_seen DESC LIMIT 20",
+    )
+    .bind(key_id)
+    .fetch_all(db.raw())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("ip")?,
+                row.try_get("count")?,
+                row.try_get("last_seen")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// Whether the workspace's keys are suspended (the incident switch).
+pub async fn suspended(db: &mut impl Db) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT suspended_at FROM keys_suspension WHERE id = 1")
+            .fetch_optional(db.raw())
+            .await?
+            .is_some(),
+    )
+}
+
+/// Turns the incident switch on or off; returns whether it changed.
+pub async fn set_suspended(
+    db: &mut impl Db,
+    on: bool,
+    at: i64,
+    by: Option<&str>,
+) -> Result<bool, StoreError> {
+    let done = if on {
+        sqlx::query(
+            "INSERT INTO keys_suspension (id, suspended_at, suspended_by) VALUES (1, $1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(at)
+        .bind(by)
+        .execute(db.raw())
+        .await?
+    } else {
+        sqlx::query("DELETE FROM keys_suspension WHERE id = 1")
+            .execute(db.raw())
+            .await?
+    };
+    Ok(done.rows_affected() > 0)
 }

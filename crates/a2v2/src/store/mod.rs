@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod audit_chain;
 mod backup;
 pub mod contact_imports;
 pub mod contacts;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod master_key;
 pub mod members;
 mod primary;
+pub mod rate_limits;
 pub mod sessions;
 pub mod throttle;
 

@@ -27,14 +27,16 @@ pub async fn insert(
     Ok(())
 }
 
-/// The member of a live session and the session's CSRF token.
+/// The member of a live session, the session's CSRF token, and when its member last entered
+/// their password (signing in counts).
 pub async fn find_live(
     db: &mut impl Db,
     token_hash: &str,
     now: i64,
-) -> Result<Option<(Member, String)>, StoreError> {
+) -> Result<Option<(Member, String, i64)>, StoreError> {
     let row = sqlx::query(
-        "SELECT m.id, m.email, m.role, m.created_at, s.csrf_token FROM sessions s \
+        "SELECT m.id, m.email, m.role, m.created_at, s.csrf_token, \
+         COALESCE(s.confirmed_at, s.created_at) AS confirmed_at FROM sessions s \
          JOIN members m ON m.id = s.member_id WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
     .bind(token_hash)
@@ -42,8 +44,24 @@ pub async fn find_live(
     .fetch_optional(db.raw())
     .await?;
     Ok(row
-        .map(|row| Ok::<_, sqlx::Error>((member_from_row(&row)?, row.try_get("csrf_token")?)))
+        .map(|row| {
+            Ok::<_, sqlx::Error>((
+                member_from_row(&row)?,
+                row.try_get("csrf_token")?,
+                row.try_get("confirmed_at")?,
+            ))
+        })
         .transpose()?)
+}
+
+/// Notes that the session's member entered their password again at `now`.
+pub async fn confirm(db: &mut impl Db, token_hash: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET confirmed_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(token_hash)
+        .execute(db.raw())
+        .await?;
+    Ok(())
 }
 
 /// The CSRF token of a session, if it still exists.

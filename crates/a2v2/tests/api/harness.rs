@@ -490,3 +490,11 @@ pub fn permission_body(permissions: &[&str]) -> Value {
     }
     body
 }
+
+/// Now, in unix milliseconds, as the server stores times.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("milliseconds fit")
+}

@@ -296,3 +296,54 @@ async fn a_key_is_not_made_under_a_master_key_the_server_does_not_have() {
     let listed = owner.get(&format!("/api/agents/{agent}/api-keys")).await;
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
 }
+
+/// `a2v2 keys roll` prints the new secret once; the running server takes it (and ends the old
+/// one) within about a second, on both back ends.
+#[tokio::test]
+async fn roll_on_the_command_line_reaches_the_running_server() {
+    let server = Server::start().await;
+    let owner = server.setup().await;
+    let agent = owner.create_agent("a").await;
+    let (key_id, old) = owner.create_key(&agent, &[]).await;
+    let rolled = succeeded(&cli(
+        &server,
+        &["roll", "--agent", &agent, &key_id, "--grace-seconds", "0"],
+    ));
+    let new = rolled.trim();
+    assert!(new.starts_with("a2v2_") && new != old);
+    until_status(&server, new, 200).await;
+    until_status(&server, &old, 401).await;
+    let json: Value = serde_json::from_str(&succeeded(&cli(
+        &server,
+        &[
+            "roll",
+            "--agent",
+            &agent,
+            &key_id,
+            "--grace-seconds",
+            "600",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(json["id"], key_id.as_str());
+    assert!(json["previous_expires_at"].is_string());
+    let newest = json["key"].as_str().unwrap();
+    until_status(&server, newest, 200).await;
+    until_status(&server, new, 200).await;
+    let refused = cli(
+        &server,
+        &[
+            "roll",
+            "--agent",
+            &agent,
+            &key_id,
+            "--grace-seconds",
+            "604801",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("--grace-seconds"));
+    let missing = cli(&server, &["roll", "--agent", &agent, "key_nope"]);
+    assert!(text(&missing.stderr).contains("has no API key with id key_nope"));
+}

@@ -11,6 +11,7 @@ mod failover;
 mod foundation;
 mod hardening;
 mod harness;
+mod hygiene;
 mod keys;
 mod keys_cli;
 mod members;

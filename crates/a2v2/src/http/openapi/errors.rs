@@ -109,6 +109,8 @@ named_errors! {
     InvalidCredentials => [ApiError::InvalidCredentials];
     /// 403 `forbidden`: the caller's role may not act on this member.
     Forbidden => [ApiError::Forbidden("An admin cannot change or remove an owner.".into())];
+    /// 403 `reauth_required`: the member's password was not entered in the last 10 minutes.
+    ReauthRequired => [ApiError::ReauthRequired];
     /// 404 `not_found`.
     NotFound => [ApiError::NotFound];
     /// 409 `contact_exists`.
