@@ -10,6 +10,7 @@ use crate::{
     audit::{self, denials::Denials},
     config::{Config, ConnectionLimits},
     contacts::Contacts,
+    documents::Documents,
     crypto::{KeySecrets, MasterKey},
     http::{self, metrics::Registry},
     keys::{self, Keys},
@@ -74,9 +75,18 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
     }
     let loaded = keys.load_all().await.context("loading the API key cache")?;
     tracing::info!(keys = loaded, "API key cache loaded");
+    let contacts = Contacts::new(store.clone());
+    // OCR is off until an engine is loaded for `config.extraction.ocr_languages`.
+    let documents = Documents::new(
+        store.clone(),
+        contacts.clone(),
+        config.extraction.clone(),
+        None,
+    );
     Ok(AppState::new(Inner {
         denials: Denials::start(store.clone()),
-        contacts: Contacts::new(store.clone()),
+        contacts,
+        documents,
         keys,
         throttle: SignInThrottle::default(),
         metrics: Metrics::default(),
@@ -109,6 +119,7 @@ pub async fn serve(
         state.config.audit_retention_days,
     ));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let extraction = tokio::spawn(state.documents.clone().work());
     let registry = Arc::new(Registry::default());
     let metrics_server = match state.config.metrics_listen {
         Some(metrics_addr) => {
@@ -144,6 +155,7 @@ pub async fn serve(
     poller.abort();
     retention.abort();
     housekeeping.abort();
+    extraction.abort();
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
     state.denials.shutdown().await;

@@ -3,7 +3,7 @@
 use std::sync::{Arc, atomic::AtomicU64};
 
 use crate::{
-    audit::denials::Denials, config::Config, contacts::Contacts, keys::Keys,
+    audit::denials::Denials, config::Config, contacts::Contacts, documents::Documents, keys::Keys,
     members::throttle::SignInThrottle, store::Store,
 };
 
@@ -15,6 +15,7 @@ pub struct Inner {
     pub store: Store,
     pub keys: Keys,
     pub contacts: Contacts,
+    pub documents: Documents,
     pub denials: Denials,
     pub throttle: SignInThrottle,
     pub metrics: Metrics,
