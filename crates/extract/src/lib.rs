@@ -2,6 +2,21 @@
 //! scanned pages, and the fields and contacts found in the text. Pure: no HTTP, no database,
 //! no files; every entry point takes bytes and returns values or an [`ExtractError`].
 
+mod budget;
+mod decode;
+mod detect;
+mod docx;
+mod email;
+mod fields;
+mod html;
+mod pdf;
+mod pipeline;
+mod tabular;
+
+pub use detect::detect;
+pub use fields::find_fields;
+pub use pipeline::{PAGE_SEPARATOR, extract};
+
 /// Why a document could not be extracted. `code` is stable and reaches API clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
@@ -64,6 +79,11 @@ pub struct Limits {
     /// Total bytes a container (DOCX ZIP, e-mail attachments) may expand to.
     pub max_expanded_bytes: u64,
     pub max_text_chars: usize,
+    /// Wall-clock time one extraction may take (checked between units of work: pages,
+    /// parts, attachments), so a pathological file fails instead of holding a worker.
+    pub max_duration: std::time::Duration,
+    /// How deep e-mails attached to e-mails are followed.
+    pub max_depth: u32,
 }
 
 /// What the caller asks of one extraction.
@@ -77,11 +97,20 @@ pub struct Options {
     pub schema: Option<Schema>,
     /// The client's file name, a hint only (e.g. `.csv` for comma-separated text).
     pub filename: Option<String>,
+    /// ISO 3166 region (e.g. `GB`) for phone numbers written without a country code;
+    /// `None` finds only numbers written in international form.
+    pub default_region: Option<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_pages: 2_000, max_expanded_bytes: 256 << 20, max_text_chars: 20_000_000 }
+        Self {
+            max_pages: 2_000,
+            max_expanded_bytes: 256 << 20,
+            max_text_chars: 20_000_000,
+            max_duration: std::time::Duration::from_secs(60),
+            max_depth: 3,
+        }
     }
 }
 
