@@ -19,31 +19,19 @@ pub const SCHEMA_FIELDS_MAX: usize = 100;
 pub const SCHEMA_VALUE_MAX: usize = 1_000;
 
 /// The categories of `fields` (SPEC §3).
-pub const FIELD_CATEGORIES: [&str; 6] = [
-    "emails",
-    "phones",
-    "urls",
-    "dates",
-    "amounts",
-    "key_values",
-];
+pub const FIELD_CATEGORIES: [&str; 6] =
+    ["emails", "phones", "urls", "dates", "amounts", "key_values"];
 
 /// A file name as kept: the last path component, trimmed; `None` when nothing is left.
 /// Control characters and an over-long name are refused.
 pub fn filename(text: &str) -> Result<Option<String>, String> {
-    let base = text
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .trim();
+    let base = text.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     if base.is_empty() {
         return Ok(None);
     }
     match validate::text_error(base, FILENAME_MAX, false) {
         Some(err) => Err(err),
-        None if base.contains(['\n', '\t']) => {
-            Err("must not contain control characters".into())
-        }
+        None if base.contains(['\n', '\t']) => Err("must not contain control characters".into()),
         None => Ok(Some(base.to_owned())),
     }
 }
@@ -83,7 +71,9 @@ pub fn metadata(value: &Value) -> Result<Map<String, Value>, String> {
 
 /// The `schema` part: the parsed schema and the JSON as sent (kept for re-extraction).
 pub fn schema(bytes: &[u8]) -> Result<(Schema, Value), String> {
-    let schema = Schema::parse(bytes)?;
+    let schema: Schema = serde_json::from_slice(bytes).map_err(|err| {
+        format!("must be {{\"fields\": [{{\"name\": …, \"type\": …, \"labels\": […]}}]}}: {err}")
+    })?;
     let value = serde_json::from_slice(bytes).map_err(|_| "must be a JSON object".to_owned())?;
     Ok((schema, value))
 }
@@ -108,10 +98,9 @@ fn correction(category: &str, value: &Value) -> Result<Value, String> {
         serde_json::to_value(typed).map_err(|err| err.to_string())
     }
     match category {
-        "amounts" => reshape::<Amount>(
-            value,
-            r#"{"value": "12.50", "currency": "EUR", "page": 1}"#,
-        ),
+        "amounts" => {
+            reshape::<Amount>(value, r#"{"value": "12.50", "currency": "EUR", "page": 1}"#)
+        }
         "key_values" => reshape::<KeyValue>(
             value,
             r#"{"key": "Invoice Number", "value": "INV-1", "page": 1}"#,
@@ -185,7 +174,10 @@ impl FromBody for DocumentPatch {
                     if !FIELD_CATEGORIES.contains(&category.as_str()) {
                         errors.insert(
                             name,
-                            format!("is not a category; use one of {}", FIELD_CATEGORIES.join(", ")),
+                            format!(
+                                "is not a category; use one of {}",
+                                FIELD_CATEGORIES.join(", ")
+                            ),
                         );
                     } else if value.is_null() {
                         patch.fields.insert(category.clone(), Value::Null);
@@ -217,7 +209,10 @@ impl FromBody for DocumentPatch {
                 for (name, value) in map {
                     let field = format!("schema_fields.{}", validate::echo(name));
                     if name.is_empty() || name.chars().count() > METADATA_KEY_MAX {
-                        errors.insert(field, format!("names must be 1–{METADATA_KEY_MAX} characters"));
+                        errors.insert(
+                            field,
+                            format!("names must be 1–{METADATA_KEY_MAX} characters"),
+                        );
                         continue;
                     }
                     match value {
@@ -233,7 +228,8 @@ impl FromBody for DocumentPatch {
                             patch.schema_fields.insert(name.clone(), value.clone());
                         }
                         _ => {
-                            errors.insert(field, "must be a string, number, boolean or null".into());
+                            errors
+                                .insert(field, "must be a string, number, boolean or null".into());
                         }
                     }
                 }
@@ -257,8 +253,14 @@ mod tests {
 
     #[test]
     fn file_names_keep_their_last_component() {
-        assert_eq!(filename("C:\\scans\\a.pdf").unwrap().as_deref(), Some("a.pdf"));
-        assert_eq!(filename("../../etc/passwd").unwrap().as_deref(), Some("passwd"));
+        assert_eq!(
+            filename("C:\\scans\\a.pdf").unwrap().as_deref(),
+            Some("a.pdf")
+        );
+        assert_eq!(
+            filename("../../etc/passwd").unwrap().as_deref(),
+            Some("passwd")
+        );
         assert_eq!(filename(" / ").unwrap(), None);
         assert!(filename("a\u{7}.pdf").is_err());
         assert!(filename(&"x".repeat(256)).is_err());

@@ -43,9 +43,7 @@ impl ListQuery {
         let status = match self.status.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(Status::parse(text).ok_or_else(|| {
-                DomainError::BadRequest(
-                    "`status` must be processing, succeeded or failed.".into(),
-                )
+                DomainError::BadRequest("`status` must be processing, succeeded or failed.".into())
             })?),
         };
         let q = match self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use a2v2_extract::{Format, Ocr, Schema};
+use a2v2_extract::{Ocr, Schema};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -53,22 +53,6 @@ pub(super) struct Inner {
     pub metrics: ExtractionMetrics,
 }
 
-/// The media type of a detected format: what `content_type` and `/file` report.
-pub fn media_type(format: Format) -> &'static str {
-    match format {
-        Format::Pdf => "application/pdf",
-        Format::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        Format::Html => "text/html",
-        Format::Text => "text/plain",
-        Format::Csv => "text/csv",
-        Format::Email => "message/rfc822",
-        Format::Png => "image/png",
-        Format::Jpeg => "image/jpeg",
-        Format::Tiff => "image/tiff",
-        Format::Webp => "image/webp",
-    }
-}
-
 fn target(doc: &Document) -> Target {
     Target::new("document", &doc.id, doc.label())
 }
@@ -113,8 +97,8 @@ impl Documents {
     /// comes back `succeeded` or `failed`), others in the background (`processing`).
     /// `UnsupportedMediaType` when the bytes are of no supported format.
     pub async fn create(&self, by: &By, agent_id: &str, upload: Upload) -> Result<Document> {
-        let format = a2v2_extract::detect(&upload.bytes, upload.filename.as_deref())
-            .ok_or_else(|| {
+        let format =
+            a2v2_extract::detect(&upload.bytes, upload.filename.as_deref()).ok_or_else(|| {
                 DomainError::UnsupportedMediaType(
                     "The file is not a supported format: send a PDF, DOCX, HTML, plain text, CSV, \
                      e-mail (.eml) or image (PNG, JPEG, TIFF, WebP) file."
@@ -125,7 +109,7 @@ impl Documents {
         let doc = Document {
             id: new_id("doc"),
             filename: upload.filename,
-            content_type: media_type(format).to_owned(),
+            content_type: format.content_type().to_owned(),
             size_bytes: i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX),
             sha256: sha256_hex(&upload.bytes),
             status: Status::Processing,
@@ -178,7 +162,11 @@ impl Documents {
             document_id: document_id.to_owned(),
             agent_id: agent_id.to_owned(),
             attempts: i64::from(leased),
-            lease_token: if leased { new_id("lease") } else { String::new() },
+            lease_token: if leased {
+                new_id("lease")
+            } else {
+                String::new()
+            },
             create_contacts,
             actor: job_actor(by),
         }
@@ -218,8 +206,7 @@ impl Documents {
             return;
         }
         let deadline = tokio::time::Instant::now() + self.0.settings.inline_wait;
-        match tokio::time::timeout_at(deadline, Arc::clone(&self.0.permits).acquire_owned()).await
-        {
+        match tokio::time::timeout_at(deadline, Arc::clone(&self.0.permits).acquire_owned()).await {
             Ok(Ok(permit)) => {
                 let this = self.clone();
                 // A task of its own: the extraction finishes even if the client hangs up or
@@ -419,7 +406,9 @@ fn apply(doc: &mut Document, patch: &DocumentPatch) -> Vec<String> {
         if value.is_null() {
             doc.corrections.fields.remove(category);
         } else {
-            doc.corrections.fields.insert(category.clone(), value.clone());
+            doc.corrections
+                .fields
+                .insert(category.clone(), value.clone());
         }
         if doc.corrections.fields.get(category).cloned() != before {
             changed.push(format!("fields.{category}"));
@@ -427,7 +416,9 @@ fn apply(doc: &mut Document, patch: &DocumentPatch) -> Vec<String> {
     }
     for (name, value) in &patch.schema_fields {
         if doc.corrections.schema_fields.get(name) != Some(value) {
-            doc.corrections.schema_fields.insert(name.clone(), value.clone());
+            doc.corrections
+                .schema_fields
+                .insert(name.clone(), value.clone());
             changed.push(format!("schema_fields.{name}"));
         }
     }

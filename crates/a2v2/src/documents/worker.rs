@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use a2v2_extract::{ExtractError, Extraction, Options, Schema};
+use a2v2_extract::{ExtractError, Extraction, Limits, Options, Schema};
 use serde_json::{Map, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -124,7 +124,10 @@ impl Drop for Running<'_> {
 fn sentence(err: &ExtractError) -> String {
     let text = err.to_string();
     let mut chars = text.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     out.extend(chars);
     if !out.ends_with('.') {
         out.push('.');
@@ -201,12 +204,17 @@ impl Documents {
         let schema = doc
             .schema
             .as_ref()
-            .and_then(|value| serde_json::to_vec(value).ok())
-            .and_then(|json| Schema::parse(&json).ok());
+            .and_then(|value| serde_json::from_value::<Schema>(value.clone()).ok());
         let options = Options {
             ocr: inner.ocr.clone(),
             schema,
             filename: doc.filename.clone(),
+            // The library checks its own clock between units of work, so most slow files
+            // stop and free their worker at the budget rather than only being reported late.
+            limits: Limits {
+                max_duration: inner.settings.timeout,
+                ..Limits::default()
+            },
             ..Options::default()
         };
         let heartbeat = tokio::spawn(keep_lease(
@@ -318,7 +326,8 @@ impl Documents {
                 .create(&by, &job.agent_id, fields, None)
                 .await
             {
-                Ok(Created::New(_) | Created::Replayed(_)) | Err(DomainError::ContactExists { .. }) => {}
+                Ok(Created::New(_) | Created::Replayed(_))
+                | Err(DomainError::ContactExists { .. }) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, document = %job.document_id, "writing a contact found in a document failed");
                 }
@@ -396,8 +405,14 @@ impl Documents {
             ),
         );
         for job in &jobs {
-            store::documents::set_outcome(&mut tx, &job.agent_id, &job.document_id, Err(&error), now)
-                .await?;
+            store::documents::set_outcome(
+                &mut tx,
+                &job.agent_id,
+                &job.document_id,
+                Err(&error),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         if !jobs.is_empty() {
@@ -405,7 +420,10 @@ impl Documents {
                 .metrics
                 .abandoned
                 .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-            tracing::warn!(jobs = jobs.len(), "gave up on extraction jobs that never finished");
+            tracing::warn!(
+                jobs = jobs.len(),
+                "gave up on extraction jobs that never finished"
+            );
         }
         Ok(())
     }
@@ -425,7 +443,9 @@ async fn keep_lease(store: store::Store, job_id: String, token: String, lease: D
         match renewed {
             Ok(true) => {}
             Ok(false) => return,
-            Err(err) => tracing::warn!(error = %err, job = %job_id, "renewing an extraction lease failed"),
+            Err(err) => {
+                tracing::warn!(error = %err, job = %job_id, "renewing an extraction lease failed")
+            }
         }
     }
 }

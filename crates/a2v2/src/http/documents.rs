@@ -202,16 +202,27 @@ async fn read_upload(
                 if filename.is_none()
                     && let Some(name) = part.file_name()
                 {
-                    filename = input::filename(name).map_err(|err| ApiError::field("filename", err))?;
+                    filename =
+                        input::filename(name).map_err(|err| ApiError::field("filename", err))?;
                 }
-                file = Some(part.bytes().await.map_err(|err| multipart_error(err, limit))?);
+                file = Some(
+                    part.bytes()
+                        .await
+                        .map_err(|err| multipart_error(err, limit))?,
+                );
             }
             Some("schema") => {
-                let bytes = part.bytes().await.map_err(|err| multipart_error(err, limit))?;
+                let bytes = part
+                    .bytes()
+                    .await
+                    .map_err(|err| multipart_error(err, limit))?;
                 schema = Some(input::schema(&bytes).map_err(|err| ApiError::field("schema", err))?);
             }
             _ => {
-                let bytes = part.bytes().await.map_err(|err| multipart_error(err, limit))?;
+                let bytes = part
+                    .bytes()
+                    .await
+                    .map_err(|err| multipart_error(err, limit))?;
                 let value: Value = serde_json::from_slice(&bytes)
                     .map_err(|_| ApiError::field("metadata", "must be a JSON object"))?;
                 metadata =
@@ -275,7 +286,11 @@ pub async fn list(
 
 fn summaries(page: &Page<Document>) -> Response {
     Json(Page {
-        data: page.data.iter().map(|doc| doc.view(Detail::Summary)).collect(),
+        data: page
+            .data
+            .iter()
+            .map(|doc| doc.view(Detail::Summary))
+            .collect(),
         has_more: page.has_more,
         next_cursor: page.next_cursor.clone(),
     })
@@ -305,7 +320,13 @@ fn file_response(doc: &Document, bytes: Vec<u8>) -> Response {
         .as_deref()
         .unwrap_or("document")
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
@@ -434,7 +455,10 @@ pub async fn dashboard_create(
 ) -> Result<Response, ApiError> {
     crate::agents::get(&state.store, &agent_id).await?;
     let upload = read_upload(&state, &query, request).await?;
-    let doc = state.documents.create(&caller.by(), &agent_id, upload).await?;
+    let doc = state
+        .documents
+        .create(&caller.by(), &agent_id, upload)
+        .await?;
     Ok(created(
         &doc,
         format!("/api/agents/{agent_id}/documents/{}", doc.id),

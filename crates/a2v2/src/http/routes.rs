@@ -109,9 +109,12 @@ pub const V1_ROUTES: &[Route<Option<Permission>>] = &[
         perm(Contacts, Delete),
         |m| on(m, contacts::delete),
     ),
-    untimed_route(Method::POST, "/v1/documents", perm(Documents, Create), |m| {
-        on(m, documents::create)
-    }),
+    untimed_route(
+        Method::POST,
+        "/v1/documents",
+        perm(Documents, Create),
+        |m| on(m, documents::create),
+    ),
     route(Method::GET, "/v1/documents", perm(Documents, Read), |m| {
         on(m, documents::list)
     }),

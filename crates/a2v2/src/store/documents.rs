@@ -74,7 +74,10 @@ fn from_row(row: &AnyRow, with_text: bool) -> Result<Document, sqlx::Error> {
             schema_fields: decode("schema_fields", &row.try_get::<String, _>("schema_fields")?)?,
         },
         schema: schema.map(|s| decode("schema", &s)).transpose()?,
-        corrections: decode::<Corrections>("corrections", &row.try_get::<String, _>("corrections")?)?,
+        corrections: decode::<Corrections>(
+            "corrections",
+            &row.try_get::<String, _>("corrections")?,
+        )?,
         metadata: decode::<Map<String, Value>>("metadata", &row.try_get::<String, _>("metadata")?)?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
@@ -136,12 +139,13 @@ pub async fn get(db: &mut impl Db, agent_id: &str, id: &str) -> Result<Document,
 
 /// The original bytes of the agent's document, or `NotFound`.
 pub async fn bytes(db: &mut impl Db, agent_id: &str, id: &str) -> Result<Vec<u8>, StoreError> {
-    let row = sqlx::query("SELECT bytes FROM document_files WHERE document_id = $1 AND agent_id = $2")
-        .bind(id)
-        .bind(agent_id)
-        .fetch_optional(db.raw())
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let row =
+        sqlx::query("SELECT bytes FROM document_files WHERE document_id = $1 AND agent_id = $2")
+            .bind(id)
+            .bind(agent_id)
+            .fetch_optional(db.raw())
+            .await?
+            .ok_or(StoreError::NotFound)?;
     Ok(row.try_get("bytes")?)
 }
 

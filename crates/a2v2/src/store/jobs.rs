@@ -125,13 +125,14 @@ pub async fn renew(
     token: &str,
     lease_until: i64,
 ) -> Result<bool, StoreError> {
-    let done =
-        sqlx::query("UPDATE extraction_jobs SET lease_until = $1 WHERE id = $2 AND lease_token = $3")
-            .bind(lease_until)
-            .bind(job_id)
-            .bind(token)
-            .execute(db.raw())
-            .await?;
+    let done = sqlx::query(
+        "UPDATE extraction_jobs SET lease_until = $1 WHERE id = $2 AND lease_token = $3",
+    )
+    .bind(lease_until)
+    .bind(job_id)
+    .bind(token)
+    .execute(db.raw())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

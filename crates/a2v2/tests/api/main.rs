@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod contacts;
+mod documents;
 mod failover;
 mod foundation;
 mod hardening;
