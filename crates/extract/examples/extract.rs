@@ -1,4 +1,5 @@
 //! Prints the text and fields of the documents named on the command line, with timings.
+//! `QUIET=1` leaves out the text, `TEXT_ONLY=1` prints nothing but the text.
 
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ fn main() {
         let result = a2v2_extract::extract(&bytes, &options);
         let elapsed = started.elapsed();
         match result {
+            Ok(e) if std::env::var_os("TEXT_ONLY").is_some() => println!("{}", e.text),
             Ok(e) => {
                 println!(
                     "== {path}: {:?}, {} pages, {:.1} ms",

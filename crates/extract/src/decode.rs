@@ -60,7 +60,7 @@ fn decode_utf32_bom(bytes: &[u8]) -> Option<Option<String>> {
         return None;
     }
     let body = &bytes[4..];
-    if body.len() % 4 != 0 {
+    if !body.len().is_multiple_of(4) {
         return Some(None);
     }
     let mut out = String::with_capacity(body.len() / 4);

@@ -86,30 +86,67 @@ fn looks_like_html(start: &str) -> bool {
     while rest.starts_with("<!--") {
         rest = rest.split_once("-->").map_or("", |(_, r)| r).trim_start();
     }
-    const OPENERS: &[&str] = &[
-        "<!doctype html",
-        "<html",
-        "<head",
-        "<body",
-        "<title",
-        "<meta",
-        "<div",
-        "<p>",
-        "<p ",
-        "<h1",
-        "<h2",
-        "<table",
-        "<style",
-        "<script",
-        "<br",
-        "<a ",
-        "<b>",
-        "<font",
-        "<iframe",
-        "<ul",
-        "<span",
+    if rest.starts_with("<!doctype html") {
+        return true;
+    }
+    // A document that opens with an HTML element.
+    const ELEMENTS: &[&str] = &[
+        "html",
+        "head",
+        "body",
+        "title",
+        "meta",
+        "link",
+        "style",
+        "script",
+        "div",
+        "p",
+        "span",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "tr",
+        "td",
+        "ul",
+        "ol",
+        "li",
+        "a",
+        "b",
+        "i",
+        "em",
+        "strong",
+        "br",
+        "hr",
+        "img",
+        "font",
+        "center",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "main",
+        "form",
+        "pre",
+        "blockquote",
+        "iframe",
+        "dl",
+        "base",
+        "noscript",
     ];
-    OPENERS.iter().any(|o| rest.starts_with(o))
+    let Some(tag) = rest.strip_prefix('<') else {
+        return false;
+    };
+    let name: String = tag
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let after = tag[name.len()..].chars().next();
+    ELEMENTS.contains(&name.as_str()) && matches!(after, Some('>' | ' ' | '/' | '\t' | '\n' | '\r'))
 }
 
 /// RFC 5322 structure: the first lines are header fields, among them the ones every message
@@ -230,6 +267,14 @@ mod tests {
             Some(Format::Html)
         );
         assert_eq!(detect(b"<p>Hi</p>", None), Some(Format::Html));
+        assert_eq!(
+            detect(b"<h3 class=\"t\">Jahresabschluss</h3>", None),
+            Some(Format::Html)
+        );
+        assert_eq!(
+            detect(b"<Hello> is not an element", None),
+            Some(Format::Text)
+        );
         let mail = b"From: A <a@example.com>\r\nTo: b@example.com\r\nSubject: Hi\r\n\r\nBody";
         assert_eq!(detect(mail, None), Some(Format::Email));
         let csv = b"name,amount,date\nA,1,2026-01-01\nB,2,2026-01-02\nC,3,2026-01-03\n";

@@ -206,7 +206,7 @@ fn part_text(
     let mut events = 0usize;
     loop {
         events += 1;
-        if events % 65_536 == 0 {
+        if events.is_multiple_of(65_536) {
             budget.check_time()?;
         }
         let event = reader.read_event().map_err(corrupt)?;
@@ -259,11 +259,7 @@ fn part_text(
                         list = Some((id, list.map_or(0, |l| l.1)));
                     }
                 }
-                b"p" => {
-                    if tables.is_empty() {
-                        out.push('\n');
-                    }
-                }
+                b"p" if tables.is_empty() => out.push('\n'),
                 _ => {}
             },
             Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content().map_err(corrupt)?),
@@ -392,4 +388,94 @@ pub(crate) fn read_docx(bytes: &[u8], budget: &mut Budget) -> Result<String, Ext
         }
     }
     Ok(crate::pipeline::tidy(&sections.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use crate::{ExtractError, Options, extract};
+
+    fn docx(document: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("[Content_Types].xml", options).unwrap();
+        zip.write_all(br#"<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#).unwrap();
+        zip.start_file("word/document.xml", options).unwrap();
+        zip.write_all(document.as_bytes()).unwrap();
+        for (name, body) in extra {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        buf.into_inner()
+    }
+
+    const W: &str = r#"xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main""#;
+
+    #[test]
+    fn paragraphs_tables_lists_headers_and_footers() {
+        let body = format!(
+            r#"<w:document {W}><w:body>
+            <w:p><w:r><w:t>Invoice &amp; terms</w:t></w:r><w:r><w:tab/><w:t>A</w:t></w:r></w:p>
+            <w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr></w:pPr><w:r><w:t>first</w:t></w:r></w:p>
+            <w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr></w:pPr><w:r><w:t>second</w:t></w:r></w:p>
+            <w:tbl><w:tr><w:tc><w:p><w:r><w:t>Invoice Number</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>INV-0042</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
+            <w:p><w:r><w:delText>removed</w:delText><w:t>kept</w:t></w:r></w:p>
+            </w:body></w:document>"#
+        );
+        let numbering = format!(
+            r#"<w:numbering {W}><w:abstractNum w:abstractNumId="7"><w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1."/></w:lvl></w:abstractNum><w:num w:numId="1"><w:abstractNumId w:val="7"/></w:num></w:numbering>"#
+        );
+        let header = format!(r#"<w:hdr {W}><w:p><w:r><w:t>ACME Ltd</w:t></w:r></w:p></w:hdr>"#);
+        let footer = format!(r#"<w:ftr {W}><w:p><w:r><w:t>Page footer</w:t></w:r></w:p></w:ftr>"#);
+        let bytes = docx(
+            &body,
+            &[
+                ("word/numbering.xml", &numbering),
+                ("word/header1.xml", &header),
+                ("word/footer1.xml", &footer),
+            ],
+        );
+        let e = extract(&bytes, &Options::default()).unwrap();
+        assert_eq!(
+            e.text,
+            "ACME Ltd\n\nInvoice & terms\tA\n1. first\n2. second\nInvoice Number\tINV-0042\nkept\n\nPage footer"
+        );
+    }
+
+    #[test]
+    fn zip_bombs_hit_the_expansion_limit() {
+        let body = format!(
+            r#"<w:document {W}><w:body><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>"#,
+            "a".repeat(4 << 20)
+        );
+        let bytes = docx(&body, &[]);
+        assert!(bytes.len() < 100_000, "the test document compresses well");
+        let mut options = Options::default();
+        options.limits.max_expanded_bytes = 1 << 20;
+        assert!(matches!(
+            extract(&bytes, &options),
+            Err(ExtractError::LimitExceeded(_))
+        ));
+    }
+
+    #[test]
+    fn a_word_document_without_its_main_part_is_corrupt() {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        zip.start_file(
+            "[Content_Types].xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(b"wordprocessingml.document.main+xml")
+            .unwrap();
+        zip.finish().unwrap();
+        assert!(matches!(
+            extract(&buf.into_inner(), &Options::default()),
+            Err(ExtractError::Corrupt(_))
+        ));
+    }
 }

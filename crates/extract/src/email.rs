@@ -146,3 +146,39 @@ pub(crate) fn read_email(
         &message, options, budget, depth,
     )?))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Options, extract};
+
+    #[test]
+    fn headers_bodies_and_attachments() {
+        let mail = "From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <juergen@example.com>\r\n\
+To: Bob <bob@example.com>\r\nSubject: =?utf-8?b?UmVjaG51bmcgw7xiZXIgMTAwIOKCrA==?=\r\n\
+Date: Thu, 12 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+Gr=C3=BC=C3=9Fe, see the list.\r\n\
+--b\r\nContent-Type: text/csv; name=\"list.csv\"\r\nContent-Disposition: attachment; filename=\"list.csv\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nbmFtZSxlbWFpbApBbm4sYW5uQGV4YW1wbGUuY29tCg==\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: inner@example.com\r\nSubject: Inner\r\n\r\nNested body\r\n\
+--b--\r\n";
+        let e = extract(mail.as_bytes(), &Options::default()).unwrap();
+        assert!(
+            e.text.starts_with(
+                "From: Jürgen Müller <juergen@example.com>\nTo: Bob <bob@example.com>\n"
+            ),
+            "{}",
+            e.text
+        );
+        assert!(e.text.contains("Subject: Rechnung über 100 €"));
+        assert!(e.text.contains("Grüße, see the list."));
+        assert!(e.text.contains("Attachments: list.csv"));
+        assert!(e.text.contains("name\temail\nAnn\tann@example.com"));
+        assert!(e.text.contains("Nested body"));
+        assert_eq!(e.fields.dates[0].value, "2026-03-12");
+        let emails: Vec<&str> = e.fields.emails.iter().map(|f| f.value.as_str()).collect();
+        assert!(emails.contains(&"ann@example.com") && emails.contains(&"inner@example.com"));
+        assert_eq!(e.contacts[0].first_name.as_deref(), Some("Jürgen"));
+    }
+}

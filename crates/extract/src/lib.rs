@@ -3,6 +3,7 @@
 //! no files; every entry point takes bytes and returns values or an [`ExtractError`].
 
 mod budget;
+mod contacts;
 mod decode;
 mod detect;
 mod docx;
@@ -11,9 +12,20 @@ mod fields;
 mod html;
 mod pdf;
 mod pipeline;
+#[cfg(test)]
+mod properties;
+mod schema;
 mod tabular;
+#[doc(hidden)]
+pub mod testpdf;
 
 pub use detect::detect;
+
+/// Compiles one of the library's constant patterns (every one is exercised by unit tests).
+#[allow(clippy::expect_used)]
+fn static_regex(pattern: &str) -> regex::Regex {
+    regex::Regex::new(pattern).expect("constant pattern")
+}
 pub use fields::find_fields;
 pub use pipeline::{PAGE_SEPARATOR, extract};
 

@@ -57,7 +57,7 @@ impl OutputDev for Collector {
         font_size: f64,
         text: &str,
     ) -> Result<(), OutputError> {
-        if self.glyphs.len() % 1024 == 0 && Instant::now() > self.deadline {
+        if self.glyphs.len().is_multiple_of(1024) && Instant::now() > self.deadline {
             self.timed_out = true;
             return Err(OutputError::FormatError(std::fmt::Error));
         }
@@ -223,7 +223,7 @@ fn gutter(lines: &[Line]) -> Option<f64> {
     let left_edge = runs.iter().map(|r| r.u0).fold(f64::INFINITY, f64::min);
     let right_edge = runs.iter().map(|r| r.u1).fold(f64::NEG_INFINITY, f64::max);
     let width = right_edge - left_edge;
-    if !(width > 0.0) {
+    if width.is_nan() || width <= 0.0 {
         return None;
     }
     let mut best: Option<(usize, f64)> = None;
@@ -396,18 +396,23 @@ fn page_text(doc: &Document, number: u32, budget: &Budget) -> Result<String, Ext
     if collector.timed_out {
         budget.check_time()?;
     }
-    match result {
-        Ok(Ok(())) => Ok(layout(&collector.glyphs)),
-        _ if !collector.glyphs.is_empty() => Ok(layout(&collector.glyphs)),
-        _ => {
-            let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])));
-            Ok(fallback
-                .ok()
-                .and_then(Result::ok)
-                .map(|t| crate::pipeline::tidy(&t))
-                .unwrap_or_default())
-        }
+    if let Ok(Ok(())) = result {
+        return Ok(layout(&collector.glyphs));
     }
+    // pdf-extract stopped part-way (an unsupported font or stream, or a panic): keep what it
+    // laid out unless lopdf's simpler reader finds more of the page.
+    let partial = layout(&collector.glyphs);
+    let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
+        .ok()
+        .and_then(Result::ok)
+        .map(|t| crate::pipeline::tidy(&t))
+        .unwrap_or_default();
+    let letters = |t: &str| t.chars().filter(|c| c.is_alphanumeric()).count();
+    Ok(if letters(&fallback) > letters(&partial) {
+        fallback
+    } else {
+        partial
+    })
 }
 
 pub(crate) fn read_pdf(
@@ -440,4 +445,85 @@ pub(crate) fn read_pdf(
         pages.push(Page { number, text, ocr });
     }
     Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testpdf::{Line, pdf_with_pages};
+    use crate::{ExtractError, Options, extract};
+
+    fn line(x: f64, y: f64, text: &str) -> Line<'_> {
+        Line { x, y, text }
+    }
+
+    #[test]
+    fn pages_keep_their_numbers_and_rows_stay_on_one_line() {
+        let pdf = pdf_with_pages(&[
+            vec![
+                line(50.0, 800.0, "Invoice Number: INV-0042"),
+                line(50.0, 780.0, "Total"),
+                line(400.0, 780.0, "$1,200.00"),
+            ],
+            vec![line(50.0, 800.0, "Second page, mail jane@example.com")],
+        ]);
+        let e = extract(&pdf, &Options::default()).unwrap();
+        assert_eq!(e.pages.len(), 2);
+        assert_eq!(
+            e.pages[0].text,
+            "Invoice Number: INV-0042\nTotal\t$1,200.00"
+        );
+        assert_eq!(e.fields.emails[0].page, 2);
+        assert!(e.text.contains(crate::PAGE_SEPARATOR));
+    }
+
+    #[test]
+    fn two_columns_read_column_by_column() {
+        let mut lines = vec![line(
+            50.0,
+            810.0,
+            "A Title That Spans Both Columns Of The Page Entirely",
+        )];
+        let left: Vec<String> = (0..20)
+            .map(|i| format!("left column line number {i:02} goes here"))
+            .collect();
+        let right: Vec<String> = (0..20)
+            .map(|i| format!("right column line number {i:02} goes on"))
+            .collect();
+        for i in 0..20 {
+            let y = 780.0 - 14.0 * i as f64;
+            lines.push(line(50.0, y, &left[i]));
+            lines.push(line(320.0, y, &right[i]));
+        }
+        let e = extract(&pdf_with_pages(&[lines]), &Options::default()).unwrap();
+        let text = e.text;
+        let last_left = text.find("left column line number 19").unwrap();
+        let first_right = text.find("right column line number 00").unwrap();
+        assert!(text.starts_with("A Title"));
+        assert!(last_left < first_right, "{text}");
+    }
+
+    #[test]
+    fn broken_pdfs_fail_cleanly() {
+        let pdf = pdf_with_pages(&[vec![line(50.0, 800.0, "hello")]]);
+        let truncated = &pdf[..pdf.len() / 2];
+        assert!(matches!(
+            extract(truncated, &Options::default()),
+            Err(ExtractError::Corrupt(_)) | Ok(_)
+        ));
+        assert!(matches!(
+            extract(b"%PDF-1.7\ngarbage", &Options::default()),
+            Err(ExtractError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn page_limit() {
+        let pdf = pdf_with_pages(&[vec![line(50.0, 800.0, "a")], vec![line(50.0, 800.0, "b")]]);
+        let mut options = Options::default();
+        options.limits.max_pages = 1;
+        assert_eq!(
+            extract(&pdf, &options).unwrap_err().code(),
+            "limit_exceeded"
+        );
+    }
 }

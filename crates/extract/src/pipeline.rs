@@ -52,7 +52,13 @@ fn extract_inner(bytes: &[u8], options: &Options) -> Result<Extraction, ExtractE
         .map(|p| p.text.as_str())
         .collect::<Vec<_>>()
         .join(PAGE_SEPARATOR);
-    let fields = fields::find_fields(&pages, options.default_region.as_deref());
+    let region = options.default_region.as_deref();
+    let fields = fields::find_fields(&pages, region);
+    let contacts = crate::contacts::find_contacts(&pages, region);
+    let schema_fields = match &options.schema {
+        Some(schema) => crate::schema::schema_fields(schema, &text, &fields, region),
+        None => serde_json::Map::new(),
+    };
     budget.check_time()?;
     Ok(Extraction {
         format,
@@ -61,8 +67,8 @@ fn extract_inner(bytes: &[u8], options: &Options) -> Result<Extraction, ExtractE
         text,
         pages,
         fields,
-        contacts: Vec::new(),
-        schema_fields: serde_json::Map::new(),
+        contacts,
+        schema_fields,
     })
 }
 
@@ -178,6 +184,57 @@ mod tests {
             extract(deep.as_bytes(), &options).unwrap_err().code(),
             "limit_exceeded"
         );
+    }
+
+    #[test]
+    fn the_time_budget_is_enforced() {
+        let mut options = Options::default();
+        options.limits.max_duration = std::time::Duration::ZERO;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(
+            extract(b"some text", &options).unwrap_err().code(),
+            "limit_exceeded"
+        );
+    }
+
+    struct FakeOcr;
+
+    impl crate::Ocr for FakeOcr {
+        fn read_image(&self, _: &[u8]) -> Result<Vec<String>, ExtractError> {
+            Ok(vec![
+                "page one".into(),
+                "page two mail a@example.com".into(),
+            ])
+        }
+        fn read_pdf_page(&self, _: &[u8], n: u32) -> Result<String, ExtractError> {
+            Ok(format!("scanned page {n}"))
+        }
+    }
+
+    #[test]
+    fn ocr_reads_images_and_pages_without_text() {
+        let options = Options {
+            ocr: Some(std::sync::Arc::new(FakeOcr)),
+            ..Options::default()
+        };
+        let e = extract(b"\x89PNG\r\n\x1a\n\0\0\0\0", &options).unwrap();
+        assert!(e.ocr);
+        assert_eq!(e.pages.len(), 2);
+        assert_eq!(e.fields.emails[0].page, 2);
+        let pdf = crate::testpdf::pdf_with_pages(&[
+            vec![],
+            vec![crate::testpdf::Line {
+                x: 50.0,
+                y: 800.0,
+                text: "A page with a real text layer on it",
+            }],
+        ]);
+        let e = extract(&pdf, &options).unwrap();
+        assert_eq!(
+            (e.pages[0].ocr, e.pages[0].text.as_str()),
+            (true, "scanned page 1")
+        );
+        assert!(!e.pages[1].ocr);
     }
 
     #[test]

@@ -69,20 +69,21 @@ const NUMBER: &str = r"\d{1,3}(?:[ \u{a0}\u{202f}\u{2009}'’]\d{3})+(?:[.,]\d{1
 
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     let cur = currency_alternation();
-    Regex::new(&format!(
+    crate::static_regex(&format!(
         r"(?P<neg1>[-−]\s?)?(?P<open1>\(\s?)?(?P<pre>{cur})[ \u{{a0}}]?(?P<neg2>[-−]\s?)?(?P<num1>{NUMBER})(?P<trail1>-)?|(?P<open2>\()?(?P<neg3>[-−]\s?)?(?P<num2>{NUMBER})[ \u{{a0}}]?(?P<post>{cur})(?P<trail2>-)?"
     ))
-    .expect("static regex")
 });
 
 static BARE_MONEY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<neg>[-−]\s?)?(?P<num>\d{1,3}(?:[,.' \u{a0}]\d{3})+[.,]\d{2}|\d+[.,]\d{2})\b")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?P<neg>[-−]\s?)?(?P<num>\d{1,3}(?:[,.' \u{a0}]\d{3})+[.,]\d{2}|\d+[.,]\d{2})\b",
+    )
 });
 
 static LABELLED_MONEY_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(total|subtotal|sub-total|amount|sum|tax|vat|gst|due|balance|price|paid|payment|fee|charge|betrag|summe|gesamt\w*|netto|brutto|mwst|ust|montant|prix|tva|ttc|totaal|bedrag|btw|importe|kwota|razem|suma)\b")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)\b(total|subtotal|sub-total|amount|sum|tax|vat|gst|due|balance|price|paid|payment|fee|charge|betrag|summe|gesamt\w*|netto|brutto|mwst|ust|montant|prix|tva|ttc|totaal|bedrag|btw|importe|kwota|razem|suma)\b",
+    )
 });
 
 fn currency_of(marker: &str) -> Option<&'static str> {
@@ -181,7 +182,7 @@ fn negate(value: String) -> String {
 pub(crate) fn find_amounts(line: &str) -> Vec<AmountMatch> {
     let mut out = Vec::new();
     for c in AMOUNT.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
+        let Some(m) = c.get(0) else { continue };
         let (num, marker) = match (
             c.name("num1"),
             c.name("pre"),
@@ -242,8 +243,8 @@ pub(crate) fn find_labelled_amounts(line: &str) -> Vec<AmountMatch> {
     }
     let mut out = Vec::new();
     for c in BARE_MONEY.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
-        let num = c.name("num").expect("number group");
+        let Some(m) = c.get(0) else { continue };
+        let Some(num) = c.name("num") else { continue };
         if line[..num.start()].ends_with(|ch: char| ch.is_alphanumeric() || ch == '.' || ch == ',')
             || line[m.end()..].starts_with(|ch: char| ch.is_ascii_digit() || ch == '%')
             || line[m.end()..].trim_start().starts_with('%')

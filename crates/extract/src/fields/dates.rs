@@ -104,26 +104,24 @@ fn month_pattern() -> String {
 }
 
 static ISO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{4})([-/.])(\d{1,2})([-/.])(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?")
-        .expect("static regex")
+    crate::static_regex(
+        r"\b(\d{4})([-/.])(\d{1,2})([-/.])(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?",
+    )
 });
 static NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?([./-])\s?(\d{4}|\d{2})\b")
-        .expect("static regex")
+    crate::static_regex(r"\b(\d{1,2})\s?([./-])\s?(\d{1,2})\s?([./-])\s?(\d{4}|\d{2})\b")
 });
 static DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
+    crate::static_regex(&format!(
         r"(?i)\b(\d{{1,2}})(?:st|nd|rd|th|er|\.)?(?:\s+|-|\s*/\s*)(?:of\s+|de\s+)?({})\.?(?:,?\s+|-|\s*/\s*)(?:de\s+)?(\d{{4}}|\d{{2}})\b",
         month_pattern()
     ))
-    .expect("static regex")
 });
 static MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b",
+    crate::static_regex(&format!(
+        r"(?i)\b({})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:\s*,\s*|\s+)(\d{{4}})\b",
         month_pattern()
     ))
-    .expect("static regex")
 });
 
 fn days_in_month(year: i32, month: u32) -> u32 {
@@ -190,7 +188,7 @@ pub(crate) fn find_dates(line: &str, order: Order) -> Vec<DateMatch> {
         }
     };
     for c in ISO.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
+        let Some(m) = c.get(0) else { continue };
         if c[2] != c[4] {
             continue;
         }
@@ -198,7 +196,7 @@ pub(crate) fn find_dates(line: &str, order: Order) -> Vec<DateMatch> {
         push(m.start(), m.end(), value);
     }
     for c in NUMERIC.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
+        let Some(m) = c.get(0) else { continue };
         if c[2] != c[4] {
             continue;
         }
@@ -222,12 +220,12 @@ pub(crate) fn find_dates(line: &str, order: Order) -> Vec<DateMatch> {
         push(m.start(), m.end(), value);
     }
     for c in DAY_MONTH.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
+        let Some(m) = c.get(0) else { continue };
         let value = (|| iso(full_year(&c[3])?, month_number(&c[2])?, c[1].parse().ok()?))();
         push(m.start(), m.end(), value);
     }
     for c in MONTH_DAY.captures_iter(line) {
-        let m = c.get(0).expect("group 0");
+        let Some(m) = c.get(0) else { continue };
         let value = (|| iso(c[3].parse().ok()?, month_number(&c[1])?, c[2].parse().ok()?))();
         push(m.start(), m.end(), value);
     }
@@ -272,6 +270,7 @@ mod tests {
             "2026-03-12T10:00:00Z",
             "12.03.26",
             "12 maart 2026",
+            "March 12 , 2026",
         ] {
             assert_eq!(one(s, d).as_deref(), Some("2026-03-12"), "{s}");
         }

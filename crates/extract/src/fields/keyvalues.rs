@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static WIDE_GAP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\t| {3,}").expect("static regex"));
+static WIDE_GAP: LazyLock<Regex> = LazyLock::new(|| crate::static_regex(r"\t| {3,}"));
 
 /// Labels that precede a colon without labelling a value.
 const NOT_LABELS: &[&str] = &[
@@ -58,6 +58,26 @@ pub(crate) fn find_key_values(text: &str) -> Vec<(String, String)> {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
+        // A header row of labels over a row of values: `Invoice Date:\tDue Date:` then
+        // `03/20/2023\t04/04/2023`.
+        if segments.len() >= 2
+            && segments
+                .iter()
+                .all(|s| s.ends_with(':') && label_like(s.trim_end_matches(':')))
+            && let Some(next) = lines.get(i + 1)
+        {
+            let values: Vec<&str> = WIDE_GAP
+                .split(next)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if values.len() == segments.len() && !values.iter().any(|v| v.ends_with(':')) {
+                for (key, value) in segments.iter().zip(values) {
+                    out.push((clean_key(key.trim_end_matches(':')), value.to_owned()));
+                }
+                continue;
+            }
+        }
         let mut paired = false;
         for segment in &segments {
             if let Some((key, value)) = split_pair(segment) {
@@ -112,6 +132,13 @@ mod tests {
         assert_eq!(
             kv("Invoice Number\tINV-0042"),
             [pair("Invoice Number", "INV-0042")]
+        );
+        assert_eq!(
+            kv("Invoice Date:\tDue Date:\n03/20/2023\t04/04/2023"),
+            [
+                pair("Invoice Date", "03/20/2023"),
+                pair("Due Date", "04/04/2023")
+            ]
         );
         assert!(kv("Meeting at 10:30 today").is_empty());
         assert!(kv("see https://example.com").is_empty());

@@ -17,13 +17,13 @@ use crate::{Amount, Fields, Found, Page};
 const MAX_PER_KIND: usize = 1_000;
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[a-z0-9](?:[a-z0-9._%+\-]{0,62}[a-z0-9_%+\-])?@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)\b[a-z0-9](?:[a-z0-9._%+\-]{0,62}[a-z0-9_%+\-])?@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b",
+    )
 });
 
-static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+"#).expect("static regex")
-});
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| crate::static_regex(r#"(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\[\]]+"#));
 
 /// E-mail addresses in `text`, as written.
 pub(crate) fn find_emails(text: &str) -> impl Iterator<Item = &str> {

@@ -7,13 +7,13 @@ use std::sync::LazyLock;
 use phonenumber::{Mode, country};
 use regex::Regex;
 
-static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\+|\b00|\()?\d[\d \u{a0}().\-/]{4,22}\d").expect("static regex")
-});
+static CANDIDATE: LazyLock<Regex> =
+    LazyLock::new(|| crate::static_regex(r"(?:\+|\b00|\()?\d[\d \u{a0}().\-/]{4,22}\d"));
 
 static LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(\b(tel|tél|tele|telephone|téléphone|telefon|telefoon|phone|ph|fax|mobile|mob|cell|handy|gsm|call|contact|hotline|whatsapp)\b|\b[tmfp]\s?[:.])")
-        .expect("static regex")
+    crate::static_regex(
+        r"(?i)(\b(tel|tél|tele|telephone|téléphone|telefon|telefoon|phone|ph|fax|mobile|mob|cell|handy|gsm|call|contact|hotline|whatsapp)\b|\b[tmfp]\s?[:.])",
+    )
 });
 
 /// One phone number found in a line.
