@@ -71,9 +71,7 @@ pub fn metadata(value: &Value) -> Result<Map<String, Value>, String> {
 
 /// The `schema` part: the parsed schema and the JSON as sent (kept for re-extraction).
 pub fn schema(bytes: &[u8]) -> Result<(Schema, Value), String> {
-    let schema: Schema = serde_json::from_slice(bytes).map_err(|err| {
-        format!("must be {{\"fields\": [{{\"name\": …, \"type\": …, \"labels\": […]}}]}}: {err}")
-    })?;
+    let schema = Schema::parse(bytes)?;
     let value = serde_json::from_slice(bytes).map_err(|_| "must be a JSON object".to_owned())?;
     Ok((schema, value))
 }

@@ -204,7 +204,8 @@ impl Documents {
         let schema = doc
             .schema
             .as_ref()
-            .and_then(|value| serde_json::from_value::<Schema>(value.clone()).ok());
+            .and_then(|value| serde_json::to_vec(value).ok())
+            .and_then(|json| Schema::parse(&json).ok());
         let options = Options {
             ocr: inner.ocr.clone(),
             schema,

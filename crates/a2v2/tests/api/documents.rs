@@ -33,7 +33,11 @@ struct World {
 }
 
 async fn world_with(args: &[&str]) -> World {
-    let server = Server::start_with(args, &[]).await;
+    // Small uploads wait for their extraction; on a loaded test machine a debug build may
+    // need more than the default budget for that.
+    let mut all = vec!["--extraction-inline-seconds", "60"];
+    all.extend_from_slice(args);
+    let server = Server::start_with(&all, &[]).await;
     let owner = server.setup().await;
     let agent = owner.create_agent("Paperwork bot").await;
     let (_, key) = owner.create_key(&agent, DOCS).await;
@@ -845,7 +849,7 @@ async fn large_uploads_are_queued_and_finished_in_the_background() {
 /// A big text file with many fields: its extraction takes a while.
 fn slow_text() -> Vec<u8> {
     let mut text = String::new();
-    for i in 0..120_000 {
+    for i in 0..4_000 {
         text.push_str(&format!(
             "Line {i}: contact person{i}@example.com on 12 March 2026, total EUR {i}.50, see https://example.com/{i}\n"
         ));
@@ -915,7 +919,7 @@ async fn a_job_of_a_node_that_died_is_taken_again_when_its_lease_ends() {
         w.server.restart();
     };
     w.server.restart();
-    let done = wait_done(&w.server, &w.key, &id, Duration::from_secs(120)).await;
+    let done = wait_done(&w.server, &w.key, &id, Duration::from_secs(60)).await;
     assert_eq!(done.body["status"], "succeeded", "{}", done.text);
     assert!(emails(&done.body).contains(&"person7@example.com".to_owned()));
     assert_eq!(leased(&w.server.database_url, &id).await, None);
