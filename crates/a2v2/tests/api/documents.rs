@@ -783,7 +783,13 @@ async fn contacts_found_are_written_once_per_email() {
     let data = contacts.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 1, "{}", contacts.text);
     assert_eq!(data[0]["email"], "jane.doe@example.com");
-    assert_eq!(data[0]["created_by"]["type"], "api_key");
+    let created: Vec<Value> = audit_actions(&w.owner, &w.agent)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "contact.created")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["actor"]["type"], "api_key");
 }
 
 #[tokio::test]
