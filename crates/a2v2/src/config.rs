@@ -22,6 +22,11 @@ pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 75;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_EXTRACTION_INLINE_BYTES: usize = 2 * 1024 * 1024;
+pub const DEFAULT_EXTRACTION_INLINE_SECONDS: u64 = 10;
+pub const DEFAULT_EXTRACTION_TIMEOUT_SECONDS: u64 = 120;
+pub const DEFAULT_EXTRACTION_LEASE_SECONDS: u64 = 30;
+pub const DEFAULT_OCR_LANGUAGES: &str = "eng";
 /// Far above what one process can serve; keeps the count within the semaphore's range.
 const MOST_CONNECTIONS: usize = 1_000_000;
 
@@ -106,6 +111,27 @@ pub struct ConfigArgs {
     /// (IPv6: one /64) may make per minute; further requests are answered 429 [default: 1200]
     #[arg(long, env = "A2V2_INVALID_KEY_LIMIT", global = true)]
     pub invalid_key_limit: Option<u32>,
+    /// Documents extracted at once by this node [default: the number of CPU cores]
+    #[arg(long, env = "A2V2_EXTRACTION_WORKERS", global = true)]
+    pub extraction_workers: Option<usize>,
+    /// Uploads up to this many bytes are extracted while the client waits (201); larger ones
+    /// are queued (202) [default: 2097152]
+    #[arg(long, env = "A2V2_EXTRACTION_INLINE_BYTES", global = true)]
+    pub extraction_inline_bytes: Option<usize>,
+    /// Seconds an upload waits for its extraction before answering 202 `processing`
+    /// [default: 10]
+    #[arg(long, env = "A2V2_EXTRACTION_INLINE_SECONDS", global = true)]
+    pub extraction_inline_seconds: Option<u64>,
+    /// Seconds one document's extraction may take before it fails with `timeout` [default: 120]
+    #[arg(long, env = "A2V2_EXTRACTION_TIMEOUT_SECONDS", global = true)]
+    pub extraction_timeout_seconds: Option<u64>,
+    /// Seconds a node holds a queued extraction without renewing it; a job of a node that
+    /// stopped is taken again after this [default: 30]
+    #[arg(long, env = "A2V2_EXTRACTION_LEASE_SECONDS", global = true)]
+    pub extraction_lease_seconds: Option<u64>,
+    /// Languages OCR reads, as Tesseract codes joined by `+` [default: eng]
+    #[arg(long, env = "A2V2_OCR_LANGUAGES", global = true)]
+    pub ocr_languages: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +156,12 @@ struct FileConfig {
     idle_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     invalid_key_limit: Option<u32>,
+    extraction_workers: Option<usize>,
+    extraction_inline_bytes: Option<usize>,
+    extraction_inline_seconds: Option<u64>,
+    extraction_timeout_seconds: Option<u64>,
+    extraction_lease_seconds: Option<u64>,
+    ocr_languages: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +189,19 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub connections: ConnectionLimits,
     pub invalid_key_limit: u32,
+    pub extraction: ExtractionSettings,
+}
+
+/// How documents are extracted: how many at once, which wait for the client, how long each
+/// may take, and how long a queued job's lease lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtractionSettings {
+    pub workers: usize,
+    pub inline_max_bytes: usize,
+    pub inline_wait: Duration,
+    pub timeout: Duration,
+    pub lease: Duration,
+    pub ocr_languages: String,
 }
 
 /// How long a client may take and how many may be connected at once.
@@ -274,6 +319,41 @@ impl ConfigArgs {
         if !(1..=MOST_CONNECTIONS).contains(&connections.max_connections) {
             bail!("max_connections must be between 1 and {MOST_CONNECTIONS}");
         }
+        let extraction = ExtractionSettings {
+            workers: match self.extraction_workers.or(file.extraction_workers) {
+                Some(0) => bail!("extraction_workers must be at least 1"),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+            },
+            inline_max_bytes: self
+                .extraction_inline_bytes
+                .or(file.extraction_inline_bytes)
+                .unwrap_or(DEFAULT_EXTRACTION_INLINE_BYTES),
+            inline_wait: seconds(
+                "extraction_inline_seconds",
+                self.extraction_inline_seconds
+                    .or(file.extraction_inline_seconds),
+                DEFAULT_EXTRACTION_INLINE_SECONDS,
+            )?,
+            timeout: seconds(
+                "extraction_timeout_seconds",
+                self.extraction_timeout_seconds
+                    .or(file.extraction_timeout_seconds),
+                DEFAULT_EXTRACTION_TIMEOUT_SECONDS,
+            )?,
+            lease: seconds(
+                "extraction_lease_seconds",
+                self.extraction_lease_seconds
+                    .or(file.extraction_lease_seconds),
+                DEFAULT_EXTRACTION_LEASE_SECONDS,
+            )?,
+            ocr_languages: self
+                .ocr_languages
+                .or(file.ocr_languages)
+                .map(|languages| languages.trim().to_owned())
+                .filter(|languages| !languages.is_empty())
+                .unwrap_or_else(|| DEFAULT_OCR_LANGUAGES.to_owned()),
+        };
         Ok(Config {
             listen,
             database_url,
@@ -309,6 +389,7 @@ impl ConfigArgs {
                 0 => bail!("invalid_key_limit must be at least 1"),
                 n => n,
             },
+            extraction,
         })
     }
 }

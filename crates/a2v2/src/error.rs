@@ -23,6 +23,8 @@ pub enum DomainError {
     RevealDisabled,
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error(
         "The resource has changed since it was read (If-Match did not match); read it again and retry."
     )]

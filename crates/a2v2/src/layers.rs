@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("keys", 6),
     ("access", 7),
     ("agents", 7),
+    ("documents", 7),
     ("state", 8),
     ("http", 9),
     ("server", 10),

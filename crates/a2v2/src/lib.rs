@@ -1,7 +1,7 @@
 //! a2v2: a self-hosted server for AI-agent workspaces with scoped API keys.
 //!
 //! Layers point one way: `http` (and `cli`) → features (`agents`, `keys`, `access`,
-//! `members`, `contacts`, `audit`) → `store` → `model`. `server` wires them together.
+//! `members`, `contacts`, `documents`, `audit`) → `store` → `model`. `server` wires them together.
 
 pub mod access;
 pub mod agents;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod crypto;
+pub mod documents;
 pub mod error;
 pub mod http;
 pub mod keys;

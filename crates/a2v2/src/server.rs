@@ -12,6 +12,7 @@ use crate::{
     config::{Config, ConnectionLimits},
     contacts::Contacts,
     crypto::{KeySecrets, MasterKey},
+    documents::Documents,
     http::{self, metrics::Registry},
     keys::{self, Keys},
     members::{self, throttle::SignInThrottle},
@@ -77,9 +78,17 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
     }
     let loaded = keys.load_all().await.context("loading the API key cache")?;
     tracing::info!(keys = loaded, "API key cache loaded");
+    let contacts = Contacts::new(store.clone());
+    let documents = Documents::new(
+        store.clone(),
+        contacts.clone(),
+        config.extraction.clone(),
+        load_ocr(&config.extraction.ocr_languages),
+    );
     Ok(AppState::new(Inner {
         denials: Denials::start(store.clone()),
-        contacts: Contacts::new(store.clone()),
+        contacts,
+        documents,
         keys,
         throttle: SignInThrottle::default(),
         guessing: Guessing::new(config.invalid_key_limit),
@@ -125,6 +134,7 @@ pub async fn serve(
     ));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let sealer = tokio::spawn(audit::chain::run(state.store.clone()));
+    let extraction = tokio::spawn(state.documents.clone().work());
     let registry = Arc::new(Registry::default());
     let metrics_server = match state.config.metrics_listen {
         Some(metrics_addr) => {
@@ -162,6 +172,7 @@ pub async fn serve(
     retention.abort();
     housekeeping.abort();
     sealer.abort();
+    extraction.abort();
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
     state.denials.shutdown().await;
@@ -244,4 +255,19 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The OCR engine for images and scanned pages. A server without Tesseract still starts: such
+/// uploads then fail with `ocr_unavailable`, and the log says why at start-up.
+fn load_ocr(languages: &str) -> Option<std::sync::Arc<dyn a2v2_extract::Ocr>> {
+    match a2v2_extract::ocr::Tesseract::load(languages) {
+        Ok(engine) => {
+            tracing::info!(languages, "OCR is available");
+            Some(std::sync::Arc::new(engine))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "OCR is unavailable: images and scanned pages will fail with ocr_unavailable");
+            None
+        }
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, atomic::AtomicU64};
 
 use crate::{
     access::guessing::Guessing, audit::denials::Denials, config::Config, contacts::Contacts,
-    keys::Keys, members::throttle::SignInThrottle, store::Store,
+    documents::Documents, keys::Keys, members::throttle::SignInThrottle, store::Store,
 };
 
 #[derive(Clone)]
@@ -15,6 +15,7 @@ pub struct Inner {
     pub store: Store,
     pub keys: Keys,
     pub contacts: Contacts,
+    pub documents: Documents,
     pub denials: Denials,
     pub throttle: SignInThrottle,
     pub guessing: Guessing,

@@ -81,3 +81,35 @@ export async function listAll(path) {
 }
 
 export const enc = encodeURIComponent;
+
+// Uploads a file as a multipart `file` part with progress reports; `onProgress(fraction)`
+// runs as bytes go out. fetch() cannot report upload progress, so this uses XMLHttpRequest.
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open('POST', path);
+    request.setRequestHeader('Accept', 'application/json');
+    if (csrfToken) request.setRequestHeader('X-CSRF-Token', csrfToken);
+    request.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    request.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(request.responseText);
+      } catch {
+        data = null;
+      }
+      if (request.status >= 200 && request.status < 300) {
+        resolve(data);
+        return;
+      }
+      if (request.status === 401) onUnauthenticated();
+      reject(new ApiError(request.status, data));
+    });
+    request.addEventListener('error', () => reject(new ApiError(0, null)));
+    const form = new FormData();
+    form.append('file', file, file.name);
+    request.send(form);
+  });
+}

@@ -1,5 +1,5 @@
 // Dashboard entry point: session bootstrap, history-API routing, the sidebar shell, and the
-// smaller pages (setup, sign-in, agents, documents).
+// smaller pages (setup, sign-in, agents).
 
 import { api, ApiError, enc, listAll, query, setCsrfToken, setUnauthenticatedHandler } from '/assets/api.js';
 import {
@@ -11,6 +11,7 @@ import { renderContacts } from '/assets/contacts.js';
 import { INVITE_PATH, renderMembers } from '/assets/members.js';
 import { renderAuditLogs } from '/assets/audit-logs.js';
 import { renderApiDocs } from '/assets/api-docs.js';
+import { renderDocument, renderDocuments } from '/assets/documents.js';
 
 const state = {
   needsSetup: false,
@@ -34,6 +35,10 @@ const ROUTES = [
   { pattern: /^\/agents$/, page: 'agents', title: 'Agents', render: renderAgents },
   { pattern: /^\/agents\/([^/]+)\/contacts$/, page: 'contacts', title: 'Contacts', agent: true, render: (ctx) => renderContacts(ctx, { canManage: canManage() }) },
   { pattern: /^\/agents\/([^/]+)\/documents$/, page: 'documents', title: 'Documents', agent: true, render: renderDocuments },
+  {
+    pattern: /^\/agents\/([^/]+)\/documents\/([^/]+)$/, page: 'documents', title: 'Document', agent: true,
+    render: (ctx, params) => renderDocument(ctx, params[1]),
+  },
   { pattern: /^\/agents\/([^/]+)\/api-permissions$/, page: 'api-permissions', title: 'API Permission', agent: true, render: renderApiPermissions },
   { pattern: /^\/members$/, page: 'members', title: 'Members', render: renderMembers },
   { pattern: /^\/audit-logs$/, page: 'audit-logs', title: 'Audit logs', render: renderAuditLogs },
@@ -169,7 +174,7 @@ async function renderInShell(route, params, seq) {
     },
   };
   try {
-    await route.render(ctx);
+    await route.render(ctx, params);
   } catch (err) {
     if (!isCurrent()) return;
     if (err instanceof ApiError && err.status === 401) return;
@@ -535,56 +540,6 @@ async function pagedTable(ctx, { card, path, columns, empty }) {
 
   clear(card, loadingRow());
   await loadPage();
-}
-
-function formatBytes(n) {
-  if (typeof n !== 'number') return '—';
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-
-const DOCUMENT_STATUS = {
-  processing: ['Processing', 'badge-warning'],
-  succeeded: ['Ready', 'badge-success'],
-  failed: ['Failed', 'badge-danger'],
-};
-
-async function renderDocuments(ctx) {
-  const { main, agent } = ctx;
-  const card = h('section', { class: 'card', 'aria-labelledby': 'page-heading' });
-  main.append(pageHeader({
-    eyebrow: agentEyebrow(agent, 'Documents'),
-    title: 'Documents',
-    subtitle: 'Files uploaded to this agent, with the text and fields extracted from them.',
-  }), card);
-  await pagedTable(ctx, {
-    card,
-    path: `/api/agents/${enc(agent.id)}/documents`,
-    columns: [
-      { title: 'File', cell: (d) => h('span', { class: 'cell-strong' }, d.filename || '—') },
-      {
-        title: 'Status',
-        cell: (d) => {
-          const [label, cls] = DOCUMENT_STATUS[d.status] || [d.status, 'badge-neutral'];
-          return h('span', { class: `badge ${cls}`, title: d.error?.message || null }, label);
-        },
-      },
-      { title: 'Size', cell: (d) => formatBytes(d.size_bytes) },
-      { title: 'Pages', cell: (d) => (d.page_count ?? '—') },
-      { title: 'Uploaded', cell: (d) => timeEl(d.created_at) },
-    ],
-    empty: emptyState({
-      iconName: 'file', title: 'No documents yet.',
-      text: 'Documents appear here when an integration uploads them with an API key that has Document Extraction Access.',
-      action: h('a', { class: 'btn btn-secondary', href: `/agents/${enc(agent.id)}/api-permissions` }, icon('key'), h('span', { class: 'btn-label' }, 'Manage API keys')),
-    }),
-  });
 }
 
 // ---- boot ---------------------------------------------------------------------------------

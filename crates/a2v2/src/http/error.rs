@@ -304,6 +304,7 @@ impl From<DomainError> for ApiError {
             DomainError::LastOwner => Self::LastOwner,
             DomainError::RevealDisabled => Self::RevealDisabled,
             DomainError::Forbidden(message) => Self::Forbidden(message),
+            DomainError::UnsupportedMediaType(message) => Self::UnsupportedMediaType(message),
             DomainError::PreconditionFailed => Self::PreconditionFailed,
             DomainError::InvalidCredentials => Self::InvalidCredentials,
             DomainError::RateLimited { retry_after } => Self::RateLimited { retry_after },
@@ -379,6 +380,11 @@ mod tests {
             (DomainError::LastOwner, 409, "last_owner"),
             (DomainError::RevealDisabled, 409, "reveal_disabled"),
             (DomainError::Forbidden("x".into()), 403, "forbidden"),
+            (
+                DomainError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
             (DomainError::PreconditionFailed, 412, "precondition_failed"),
             (DomainError::InvalidCredentials, 401, "invalid_credentials"),
             (

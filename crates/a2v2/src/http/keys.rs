@@ -16,7 +16,10 @@ use super::{
     },
     error::ApiError,
     extract::Valid,
-    openapi::{bodies::KeyInput, errors},
+    openapi::{
+        bodies::{KeyInput, LeakInput, RollInput, SimulateInput},
+        errors,
+    },
 };
 use crate::{
     keys::{
@@ -156,6 +159,10 @@ pub async fn delete(
 /// `POST /api/agents/{agent_id}/api-keys/{key_id}/roll` (admin): a new secret for the same
 /// key; the old one works for `grace_seconds` more. 200 key with the new `key` and
 /// `previous_expires_at`.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/api-keys/{key_id}/roll", tag = "API keys",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("key_id" = String, Path, description = "The key's id.")),
+    request_body = RollInput,
+    responses((status = 200, description = "The key with its new secret in `key`, and `previous_expires_at`.", body = KeyView)))]
 pub async fn roll(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,7 +241,7 @@ impl FromBody for SimulatedRequest {
 }
 
 /// What the simulator answers.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Verdict {
     allowed: bool,
     status: u16,
@@ -245,6 +252,10 @@ pub struct Verdict {
 
 /// `POST /api/agents/{agent_id}/api-keys/{key_id}/simulate` (any member):
 /// `{method, path, ip}` → what the `/v1` guard would answer that request with this key now.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/api-keys/{key_id}/simulate", tag = "API keys",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("key_id" = String, Path, description = "The key's id.")),
+    request_body = SimulateInput,
+    responses((status = 200, description = "What the `/v1` guard would answer.", body = Verdict)))]
 pub async fn simulate(
     State(state): State<AppState>,
     Path((agent_id, key_id)): Path<(String, String)>,
@@ -280,6 +291,9 @@ pub async fn simulate(
 
 /// `GET /api/agents/{agent_id}/api-keys/{key_id}/usage` (any member): the last use of each
 /// granted permission and the recent client addresses.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/api-keys/{key_id}/usage", tag = "API keys",
+    params(("agent_id" = String, Path, description = "The agent's id."), ("key_id" = String, Path, description = "The key's id.")),
+    responses((status = 200, description = "Last use per granted permission and recent client addresses.", body = KeyUsage)))]
 pub async fn usage(
     State(state): State<AppState>,
     Path((agent_id, key_id)): Path<(String, String)>,
@@ -287,12 +301,14 @@ pub async fn usage(
     Ok(Json(state.keys.usage(&agent_id, &key_id).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Suspension {
     suspended: bool,
 }
 
 /// `POST /api/keys/suspend-all` (owner): every key answers 401 until resumed.
+#[utoipa::path(post, path = "/api/keys/suspend-all", tag = "API keys",
+    responses((status = 200, description = "Every key is refused until resumed.", body = Suspension)))]
 pub async fn suspend_all(
     State(state): State<AppState>,
     caller: Caller,
@@ -302,6 +318,8 @@ pub async fn suspend_all(
 }
 
 /// `POST /api/keys/resume-all` (owner): keys work again.
+#[utoipa::path(post, path = "/api/keys/resume-all", tag = "API keys",
+    responses((status = 200, description = "Keys work again.", body = Suspension)))]
 pub async fn resume_all(
     State(state): State<AppState>,
     caller: Caller,
@@ -311,6 +329,8 @@ pub async fn resume_all(
 }
 
 /// `GET /api/keys/suspension` (any member): whether the incident switch is on.
+#[utoipa::path(get, path = "/api/keys/suspension", tag = "API keys",
+    responses((status = 200, description = "Whether every key is suspended.", body = Suspension)))]
 pub async fn suspension(State(state): State<AppState>) -> Json<Suspension> {
     Json(Suspension {
         suspended: state.keys.is_suspended(),
@@ -319,6 +339,9 @@ pub async fn suspension(State(state): State<AppState>) -> Json<Suspension> {
 
 /// `POST /v1/leaked-keys {"key": …}` (no key; throttled per client): revokes a leaked key.
 /// 202 whatever was sent, so that the endpoint tells nothing about keys.
+#[utoipa::path(post, path = "/v1/leaked-keys", tag = "Key",
+    request_body = LeakInput,
+    responses((status = 202, description = "Received; the same answer whatever was sent.", body = Object)))]
 pub async fn report_leak(
     State(state): State<AppState>,
     anonymous: Anonymous,

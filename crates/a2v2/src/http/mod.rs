@@ -8,6 +8,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod connections;
 pub mod contacts;
+pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod keys;

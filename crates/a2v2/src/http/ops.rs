@@ -123,6 +123,7 @@ pub async fn metrics(
     registry.render(&mut body);
     state.store.render_metrics(&mut body);
     crate::audit::render_metrics(&mut body);
+    state.documents.render_metrics(&mut body);
     let (entries, bytes) = state.contacts.cache_size();
     let _ = write!(
         body,

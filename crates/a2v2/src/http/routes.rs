@@ -18,7 +18,7 @@ use super::{
         api_key,
         session::{self, Access},
     },
-    contacts,
+    contacts, documents,
     error::ApiError,
     keys, members,
     metrics::{self, Registry},
@@ -80,7 +80,7 @@ const fn perm(area: Area, action: Action) -> Option<Permission> {
 
 use Access::{AtLeast, Public};
 use Action::{Create, Delete, Read, Update};
-use Area::Contacts;
+use Area::{Contacts, Documents};
 
 /// Every `/v1` route and the permission it requires (`None`: any valid key).
 pub const V1_ROUTES: &[Route<Option<Permission>>] = &[
@@ -108,6 +108,45 @@ pub const V1_ROUTES: &[Route<Option<Permission>>] = &[
         "/v1/contacts/{id}",
         perm(Contacts, Delete),
         |m| on(m, contacts::delete),
+    ),
+    untimed_route(
+        Method::POST,
+        "/v1/documents",
+        perm(Documents, Create),
+        |m| on(m, documents::create),
+    ),
+    route(Method::GET, "/v1/documents", perm(Documents, Read), |m| {
+        on(m, documents::list)
+    }),
+    route(
+        Method::GET,
+        "/v1/documents/{id}",
+        perm(Documents, Read),
+        |m| on(m, documents::get),
+    ),
+    untimed_route(
+        Method::GET,
+        "/v1/documents/{id}/file",
+        perm(Documents, Read),
+        |m| on(m, documents::file),
+    ),
+    route(
+        Method::PATCH,
+        "/v1/documents/{id}",
+        perm(Documents, Update),
+        |m| on(m, documents::update),
+    ),
+    route(
+        Method::POST,
+        "/v1/documents/{id}/extract",
+        perm(Documents, Update),
+        |m| on(m, documents::extract),
+    ),
+    route(
+        Method::DELETE,
+        "/v1/documents/{id}",
+        perm(Documents, Delete),
+        |m| on(m, documents::delete),
     ),
 ];
 
@@ -354,6 +393,46 @@ pub const API_ROUTES: &[Route<Access>] = &[
         "/api/agents/{agent_id}/contacts/{contact_id}",
         AtLeast(Admin),
         |m| on(m, contacts::dashboard_delete),
+        Method::GET,
+        "/api/agents/{agent_id}/documents",
+        AtLeast(Member),
+        |m| on(m, documents::dashboard_list),
+    ),
+    untimed_route(
+        Method::POST,
+        "/api/agents/{agent_id}/documents",
+        AtLeast(Admin),
+        |m| on(m, documents::dashboard_create),
+    ),
+    route(
+        Method::GET,
+        "/api/agents/{agent_id}/documents/{document_id}",
+        AtLeast(Member),
+        |m| on(m, documents::dashboard_get),
+    ),
+    untimed_route(
+        Method::GET,
+        "/api/agents/{agent_id}/documents/{document_id}/file",
+        AtLeast(Member),
+        |m| on(m, documents::dashboard_file),
+    ),
+    route(
+        Method::PATCH,
+        "/api/agents/{agent_id}/documents/{document_id}",
+        AtLeast(Admin),
+        |m| on(m, documents::dashboard_update),
+    ),
+    route(
+        Method::POST,
+        "/api/agents/{agent_id}/documents/{document_id}/extract",
+        AtLeast(Admin),
+        |m| on(m, documents::dashboard_extract),
+    ),
+    route(
+        Method::DELETE,
+        "/api/agents/{agent_id}/documents/{document_id}",
+        AtLeast(Admin),
+        |m| on(m, documents::dashboard_delete),
     ),
 ];
 

@@ -120,6 +120,9 @@ pub async fn current(caller: Caller) -> Json<SessionView> {
 
 /// `POST /api/session/confirm` (any member): `{password}` → 204; starts a new 10-minute
 /// window in which the member may copy keys. 401 `invalid_credentials` when wrong.
+#[utoipa::path(post, path = "/api/session/confirm", tag = "Session",
+    request_body = bodies::ConfirmInput,
+    responses((status = 204, description = "Confirmed for 10 minutes."), (status = 401, response = errors::InvalidCredentials)))]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,

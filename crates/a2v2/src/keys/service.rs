@@ -708,9 +708,10 @@ impl Keys {
 }
 
 /// What a key was used for (`GET …/usage`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyUsage {
     #[serde(with = "crate::model::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
     /// Every granted permission with its last use (`null`: not used since it was granted, or
     /// not since usage is recorded).
@@ -719,18 +720,20 @@ pub struct KeyUsage {
     pub clients: Vec<ClientUse>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PermissionUse {
     pub permission: String,
     #[serde(with = "crate::model::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientUse {
     pub ip: String,
     pub count: i64,
     #[serde(with = "crate::model::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: i64,
 }
 

@@ -46,7 +46,7 @@ pub struct ApiKey {
 }
 
 /// At most `requests` requests in any window of `per_seconds` seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RateLimit {
     pub requests: u32,
     pub per_seconds: u32,

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod audit;
 pub mod contact;
+pub mod document;
 pub mod ip;
 pub mod key;
 pub mod member;

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod contacts;
 mod contacts_crm;
+mod documents;
 mod failover;
 mod foundation;
 mod hardening;

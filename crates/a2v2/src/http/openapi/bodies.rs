@@ -62,6 +62,10 @@ pub struct KeyInput {
     /// In the future; null for no expiry.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<String>,
+    /// At most `requests` in any `per_seconds` window (429 beyond); null for no limit.
+    pub rate_limit: Option<crate::model::key::RateLimit>,
+    /// `false` pauses the key (401) until set back to `true`.
+    pub enabled: Option<bool>,
 }
 
 /// `{name}` of an agent.
@@ -170,6 +174,40 @@ pub struct MemberPatchInput {
     pub password: Option<String>,
 }
 
+/// `POST …/api-keys/{key_id}/roll`: how long the old secret keeps working.
+#[derive(ToSchema)]
+#[schema(example = json!({"grace_seconds": 3600}))]
+pub struct RollInput {
+    /// 0 (default) to 604800 (a week).
+    #[schema(minimum = 0, maximum = 604_800)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// `POST …/api-keys/{key_id}/simulate`: a request to try against the key.
+#[derive(ToSchema)]
+#[schema(example = json!({"method": "GET", "path": "/v1/contacts", "ip": "203.0.113.7"}))]
+pub struct SimulateInput {
+    pub method: String,
+    /// Starts with `/`; a query string is ignored.
+    #[schema(max_length = 2000)]
+    pub path: String,
+    /// The client's IPv4 or IPv6 address.
+    pub ip: String,
+}
+
+/// `POST /v1/leaked-keys`: a secret found where it should not be.
+#[derive(ToSchema)]
+#[schema(example = json!({"key": "a2v2_…"}))]
+pub struct LeakInput {
+    pub key: String,
+}
+
+/// `POST /api/session/confirm`: the member's password again.
+#[derive(ToSchema)]
+pub struct ConfirmInput {
+    pub password: String,
+}
+
 /// `POST /api/invites/accept`: the invite token and the new member's password.
 #[derive(ToSchema)]
 pub struct AcceptInviteInput {
@@ -220,5 +258,9 @@ mod tests {
         same_fields::<MemberInput, members::CreateMember>();
         same_fields::<MemberPatchInput, members::MemberPatch>();
         same_fields::<AcceptInviteInput, members::AcceptInvite>();
+        same_fields::<RollInput, keys::RollKey>();
+        same_fields::<SimulateInput, crate::http::keys::SimulatedRequest>();
+        same_fields::<LeakInput, keys::LeakReport>();
+        same_fields::<ConfirmInput, members::Confirm>();
     }
 }

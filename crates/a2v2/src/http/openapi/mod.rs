@@ -36,7 +36,7 @@ use super::{
     error::ApiError,
     extract::JSON_BODY_LIMIT,
     keys, members,
-    routes::{API_ROUTES, Route, V1_ROUTES},
+    routes::{API_ROUTES, Route, V1_PUBLIC_ROUTES, V1_ROUTES},
     sessions,
 };
 use crate::model::{
@@ -56,6 +56,7 @@ use crate::model::{
     ),
     paths(
         keys::introspect,
+        keys::report_leak,
         contacts::create,
         contacts::list,
         contacts::get,
@@ -66,6 +67,7 @@ use crate::model::{
         sessions::sign_in,
         sessions::current,
         sessions::sign_out,
+        sessions::confirm,
         agents::list,
         agents::create,
         agents::get,
@@ -78,6 +80,12 @@ use crate::model::{
         keys::update,
         keys::delete,
         keys::reveal,
+        keys::roll,
+        keys::simulate,
+        keys::usage,
+        keys::suspend_all,
+        keys::resume_all,
+        keys::suspension,
         members::list,
         members::create,
         members::update,
@@ -130,6 +138,16 @@ pub fn document() -> openapi::OpenApi {
             }
             guard.push(ApiError::RateLimited { retry_after: 1 });
             complete(operation, route, v1_security(), guard);
+        }
+    }
+    for route in V1_PUBLIC_ROUTES {
+        if let Some(operation) = operation_mut(&mut doc, route) {
+            complete(
+                operation,
+                route,
+                Vec::new(),
+                vec![ApiError::RateLimited { retry_after: 1 }],
+            );
         }
     }
     for route in API_ROUTES {
@@ -380,6 +398,11 @@ mod tests {
         let routed: BTreeSet<(String, String)> = V1_ROUTES
             .iter()
             .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .chain(
+                V1_PUBLIC_ROUTES
+                    .iter()
+                    .map(|r| (r.method.to_string(), r.path.to_owned())),
+            )
             .chain(
                 API_ROUTES
                     .iter()
