@@ -324,7 +324,9 @@ impl Documents {
             match self
                 .0
                 .contacts
-                .create(&by, &job.agent_id, fields, None)
+                .create(&by, &job.agent_id, fields, None, &|id: &str| {
+                    format!("/v1/contacts/{id}")
+                })
                 .await
             {
                 Ok(Created::New(_) | Created::Replayed(_))

@@ -393,6 +393,8 @@ pub const API_ROUTES: &[Route<Access>] = &[
         "/api/agents/{agent_id}/contacts/{contact_id}",
         AtLeast(Admin),
         |m| on(m, contacts::dashboard_delete),
+    ),
+    route(
         Method::GET,
         "/api/agents/{agent_id}/documents",
         AtLeast(Member),
