@@ -26,15 +26,24 @@ pub use service::Documents;
 const QUERY_MAX: usize = 255;
 
 /// List filters: unknown parameters are 400 `bad_request`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many items, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$")]
     pub cursor: Option<String>,
     /// `processing`, `succeeded` or `failed`.
+    #[param(pattern = "^(processing|succeeded|failed)$")]
     pub status: Option<String>,
     /// Case-insensitive substring of the file name.
+    #[param(max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
+    /// Documents changed at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub updated_since: Option<String>,
 }
 

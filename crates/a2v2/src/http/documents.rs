@@ -16,6 +16,7 @@ use super::{
     auth::{api_key::Principal, session::Caller},
     error::ApiError,
     extract::{AppQuery, Valid, stalled},
+    openapi::errors,
 };
 use crate::{
     contacts::{Precondition, etag},
@@ -38,12 +39,14 @@ const PART_LIMIT: usize = 64 * 1024;
 const MULTIPART_OVERHEAD: usize = 256 * 1024;
 
 /// The query of an upload or a re-extraction.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file name of a raw upload (a multipart `file` part names its own).
     pub filename: Option<String>,
     /// `true`: also write the contacts found into the agent's CRM.
+    #[param(pattern = "^(true|false|1|0)$")]
     pub create_contacts: Option<String>,
 }
 
@@ -258,6 +261,8 @@ fn check_contacts_permission(principal: &Principal, wanted: bool) -> Result<(), 
 /// `Location` and `ETag`. 403 `permission_denied` for `?create_contacts=true` without
 /// contacts:create; 413 over `--max-upload-bytes`; 415 not a supported format; 422 bad
 /// `schema`, `metadata` or missing `file`.
+#[utoipa::path(post, path = "/v1/documents", tag = "Documents", params(UploadQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file (its format is detected from the bytes), or a multipart/form-data body with a `file` part and optional `schema` and `metadata` parts."),
+    responses((status = 201, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 202, description = "Accepted: extraction continues in the background (`status: processing`).", body = Object)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -275,6 +280,8 @@ pub async fn create(
 
 /// `GET /v1/documents` (documents:read): `{data, has_more, next_cursor}` in creation order,
 /// without `text`. Filters `status`, `q` (file name), `updated_since`; `limit`, `cursor`.
+#[utoipa::path(get, path = "/v1/documents", tag = "Documents", params(ListQuery),
+    responses((status = 200, description = "One page of the agent's documents, without `text`.", body = Object)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -298,6 +305,8 @@ fn summaries(page: &Page<Document>) -> Response {
 }
 
 /// `GET /v1/documents/{id}` (documents:read): 200 document with `ETag`; 404.
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "Documents", params(("id" = String, Path, description = "The document's id.")),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object)))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -336,6 +345,8 @@ fn file_response(doc: &Document, bytes: Vec<u8>) -> Response {
 }
 
 /// `GET /v1/documents/{id}/file` (documents:read): 200 the original bytes; 404.
+#[utoipa::path(get, path = "/v1/documents/{id}/file", tag = "Documents", params(("id" = String, Path, description = "The document's id.")),
+    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn file(
     State(state): State<AppState>,
     principal: Principal,
@@ -349,6 +360,8 @@ pub async fn file(
 /// of `fields` (whole categories; `null` takes one back) and `schema_fields`, kept and
 /// listed in `edited`. 200 document; 404; 412 when `If-Match` does not name the current
 /// version; 422.
+#[utoipa::path(patch, path = "/v1/documents/{id}", tag = "Documents", params(("id" = String, Path, description = "The document's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")), request_body(content = Object, description = "`filename`, `metadata`, and corrections of `fields` / `schema_fields`."),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 412, response = errors::PreconditionFailed)))]
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -371,6 +384,8 @@ pub async fn update(
 
 /// `POST /v1/documents/{id}/extract` (documents:update): runs extraction again, keeping
 /// corrections. 200 when done, 202 while it runs; 404; 409 while an extraction is queued.
+#[utoipa::path(post, path = "/v1/documents/{id}/extract", tag = "Documents", params(("id" = String, Path, description = "The document's id."), UploadQuery),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 202, description = "Accepted: extraction continues in the background.", body = Object)))]
 pub async fn extract(
     State(state): State<AppState>,
     principal: Principal,
@@ -397,6 +412,8 @@ fn extracted(doc: &Document) -> Response {
 
 /// `DELETE /v1/documents/{id}` (documents:delete): 204, file, text and fields gone; 404;
 /// 412 when `If-Match` does not name the current version.
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "Documents", params(("id" = String, Path, description = "The document's id.")),
+    responses((status = 204, description = "Deleted: file, text and fields.")))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -416,6 +433,8 @@ pub async fn delete(
 }
 
 /// `GET /api/agents/{agent_id}/documents` (any member): like `GET /v1/documents`.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/documents", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ListQuery),
+    responses((status = 200, description = "One page of the agent's documents, without `text`.", body = Object)))]
 pub async fn dashboard_list(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -427,6 +446,8 @@ pub async fn dashboard_list(
 
 /// `GET /api/agents/{agent_id}/documents/{document_id}` (any member): the document with the
 /// text of each page.
+#[utoipa::path(get, path = "/api/agents/{agent_id}/documents/{document_id}", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id.")),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object)))]
 pub async fn dashboard_get(
     State(state): State<AppState>,
     Path((agent_id, document_id)): Path<(String, String)>,
@@ -436,6 +457,8 @@ pub async fn dashboard_get(
 }
 
 /// `GET /api/agents/{agent_id}/documents/{document_id}/file` (any member).
+#[utoipa::path(get, path = "/api/agents/{agent_id}/documents/{document_id}/file", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id.")),
+    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn dashboard_file(
     State(state): State<AppState>,
     Path((agent_id, document_id)): Path<(String, String)>,
@@ -446,6 +469,8 @@ pub async fn dashboard_file(
 
 /// `POST /api/agents/{agent_id}/documents` (admin): an upload from the dashboard, audited
 /// with the member as actor. 404 unknown agent.
+#[utoipa::path(post, path = "/api/agents/{agent_id}/documents", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), UploadQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file (its format is detected from the bytes), or a multipart/form-data body with a `file` part and optional `schema` and `metadata` parts."),
+    responses((status = 201, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 202, description = "Accepted: extraction continues in the background.", body = Object)))]
 pub async fn dashboard_create(
     State(state): State<AppState>,
     caller: Caller,
@@ -467,6 +492,8 @@ pub async fn dashboard_create(
 
 /// `PATCH /api/agents/{agent_id}/documents/{document_id}` (admin): corrections from the
 /// dashboard; same rules as `/v1`.
+#[utoipa::path(patch, path = "/api/agents/{agent_id}/documents/{document_id}", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id."), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (the `ETag`): change only that version, else 412.")), request_body(content = Object, description = "`filename`, `metadata`, and corrections of `fields` / `schema_fields`."),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 412, response = errors::PreconditionFailed)))]
 pub async fn dashboard_update(
     State(state): State<AppState>,
     caller: Caller,
@@ -488,6 +515,8 @@ pub async fn dashboard_update(
 }
 
 /// `POST /api/agents/{agent_id}/documents/{document_id}/extract` (admin).
+#[utoipa::path(post, path = "/api/agents/{agent_id}/documents/{document_id}/extract", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id."), UploadQuery),
+    responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 202, description = "Accepted: extraction continues in the background.", body = Object)))]
 pub async fn dashboard_extract(
     State(state): State<AppState>,
     caller: Caller,
@@ -501,6 +530,8 @@ pub async fn dashboard_extract(
 }
 
 /// `DELETE /api/agents/{agent_id}/documents/{document_id}` (admin): 204.
+#[utoipa::path(delete, path = "/api/agents/{agent_id}/documents/{document_id}", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id.")),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn dashboard_delete(
     State(state): State<AppState>,
     caller: Caller,
