@@ -548,7 +548,8 @@ pub struct ExportQuery {
 /// 404 unknown agent; 400 bad filter or format.
 #[utoipa::path(get, path = "/api/agents/{agent_id}/contacts/export", tag = "Dashboard",
     params(("agent_id" = String, Path, description = "The agent's id."), ExportQuery),
-    responses((status = 200, description = "Every matching contact: CSV (`text/csv`) or JSON Lines (`application/x-ndjson`).", content_type = "text/csv", body = String)))]
+    responses((status = 200, description = "Every matching contact: CSV (`text/csv`) or JSON Lines (`application/x-ndjson`).",
+        content((String = "text/csv"), (String = "application/x-ndjson")))))]
 pub async fn dashboard_export(
     State(state): State<AppState>,
     caller: Caller,

@@ -346,7 +346,7 @@ fn file_response(doc: &Document, bytes: Vec<u8>) -> Response {
 
 /// `GET /v1/documents/{id}/file` (documents:read): 200 the original bytes; 404.
 #[utoipa::path(get, path = "/v1/documents/{id}/file", tag = "Documents", params(("id" = String, Path, description = "The document's id.")),
-    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "*/*", body = Vec<u8>)))]
 pub async fn file(
     State(state): State<AppState>,
     principal: Principal,
@@ -458,7 +458,7 @@ pub async fn dashboard_get(
 
 /// `GET /api/agents/{agent_id}/documents/{document_id}/file` (any member).
 #[utoipa::path(get, path = "/api/agents/{agent_id}/documents/{document_id}/file", tag = "Dashboard", params(("agent_id" = String, Path, description = "The agent's id."), ("document_id" = String, Path, description = "The document's id.")),
-    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The original file, with its detected `Content-Type`.", content_type = "*/*", body = Vec<u8>)))]
 pub async fn dashboard_file(
     State(state): State<AppState>,
     Path((agent_id, document_id)): Path<(String, String)>,

@@ -122,7 +122,7 @@ pub async fn current(caller: Caller) -> Json<SessionView> {
 /// window in which the member may copy keys. 401 `invalid_credentials` when wrong.
 #[utoipa::path(post, path = "/api/session/confirm", tag = "Session",
     request_body = bodies::ConfirmInput,
-    responses((status = 204, description = "Confirmed for 10 minutes."), (status = 401, response = errors::InvalidCredentials)))]
+    responses((status = 204, description = "Confirmed for 10 minutes."), (status = 401, response = errors::InvalidCredentials), (status = 429, response = errors::RateLimited)))]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,

@@ -87,13 +87,17 @@ pub struct KeyView {
     pub enabled: bool,
     /// When the secret before the last roll stops working (absent once it has).
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub previous_expires_at: Option<i64>,
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub rolled_at: Option<i64>,
     pub reveal_count: i64,
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_revealed_at: Option<i64>,
     #[serde(with = "super::time::opt_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub leak_reported_at: Option<i64>,
     /// The secret: only in the response that creates the key.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -130,11 +130,12 @@ async fn upload_text(server: &Server, key: &str, name: &str, text: &str) -> Repl
     .await
 }
 
-fn corpus(path: &str) -> Vec<u8> {
+/// A real document from `tests/fixtures/documents`.
+fn fixture(name: &str) -> Vec<u8> {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus")
-        .join(path);
-    std::fs::read(&file).unwrap_or_else(|err| panic!("corpus file {}: {err}", file.display()))
+        .join("tests/fixtures/documents")
+        .join(name);
+    std::fs::read(&file).unwrap_or_else(|err| panic!("fixture {}: {err}", file.display()))
 }
 
 /// A ZIP archive with one stored (uncompressed) file: a container that is not a Word document.
@@ -455,7 +456,7 @@ async fn corrupt_and_encrypted_files_fail_cleanly_and_empty_files_succeed() {
         &w.key,
         "/v1/documents?filename=password.pdf",
         "application/pdf",
-        corpus("unstructured-example-docs/docs/pdf/password.pdf"),
+        fixture("password.pdf"),
     )
     .await;
     reply.expect(201, None);
@@ -472,7 +473,7 @@ async fn corrupt_and_encrypted_files_fail_cleanly_and_empty_files_succeed() {
         &w.key,
         "/v1/documents?filename=memo.pdf",
         "application/pdf",
-        corpus("unstructured-example-docs/docs/pdf/fake-memo.pdf"),
+        fixture("fake-memo.pdf"),
     )
     .await;
     reply.expect(201, None);
@@ -485,7 +486,7 @@ async fn corrupt_and_encrypted_files_fail_cleanly_and_empty_files_succeed() {
         &w.key,
         "/v1/documents?filename=handbook.docx",
         "application/octet-stream",
-        corpus("unstructured-example-docs/docs/handbook-1p.docx"),
+        fixture("handbook-1p.docx"),
     )
     .await;
     reply.expect(201, None);
