@@ -155,7 +155,11 @@ describe('members', { concurrency: false }, () => {
     await page.getByRole('heading', { level: 1, name: 'API reference' }).waitFor();
     await page.getByText('OpenAPI 3.1.0', { exact: false }).waitFor();
     await page.getByLabel('Filter endpoints').fill('/v1/contacts');
-    const create = page.locator('details', { has: page.locator('summary', { hasText: 'POST' }).filter({ hasText: '/v1/contacts' }) }).first();
+    // By the summary's method and path exactly: other operations mention this one in their titles.
+    const create = page.locator('details')
+      .filter({ has: page.locator('summary .api-method', { hasText: /^POST$/ }) })
+      .filter({ has: page.locator('summary .api-path', { hasText: /^\/v1\/contacts$/ }) })
+      .first();
     await create.locator('summary').click();
     await create.getByText('contact_exists', { exact: true }).first().waitFor();
     await create.getByText('permission_denied', { exact: true }).first().waitFor();
