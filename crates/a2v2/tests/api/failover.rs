@@ -30,28 +30,50 @@ fn with_database(url: &str, database: &str) -> String {
 
 /// Creates a database on whichever host is the primary now.
 async fn create_database(url: &str, name: &str) {
-    use sqlx::{Connection, Executor};
     let (scheme, after) = url.split_once("://").unwrap();
     let (authority, rest) = after.split_once('/').unwrap();
     let (user, hosts) = authority.rsplit_once('@').unwrap_or(("", authority));
     let database = rest.split('?').next().unwrap();
+    // A formation may still be electing its primary (e.g. after an earlier test's failover).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        if try_create_database(scheme, user, hosts, database, name).await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!("no primary among {hosts}");
+}
+
+async fn try_create_database(
+    scheme: &str,
+    user: &str,
+    hosts: &str,
+    database: &str,
+    name: &str,
+) -> bool {
+    use sqlx::{Connection, Executor};
     for host in hosts.split(',') {
         let single = format!("{scheme}://{user}@{host}/{database}");
         let Ok(mut conn) = sqlx::PgConnection::connect(&single).await else {
             continue;
         };
-        let (in_recovery,): (bool,) = sqlx::query_as("SELECT pg_is_in_recovery()")
+        let Ok((in_recovery,)) = sqlx::query_as::<_, (bool,)>("SELECT pg_is_in_recovery()")
             .fetch_one(&mut conn)
             .await
-            .unwrap();
-        if !in_recovery {
-            conn.execute(format!("CREATE DATABASE {name}").as_str())
+        else {
+            continue;
+        };
+        if !in_recovery
+            && conn
+                .execute(format!("CREATE DATABASE {name}").as_str())
                 .await
-                .unwrap();
-            return;
+                .is_ok()
+        {
+            return true;
         }
     }
-    panic!("no primary among {hosts}");
+    false
 }
 
 fn pg_ha(args: &[&str]) -> String {
