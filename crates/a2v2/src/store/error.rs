@@ -28,6 +28,9 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
+        if super::failover::is_primary_lost(&err) {
+            super::readers::connection_failed();
+        }
         match &err {
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => {

@@ -26,6 +26,7 @@ pub mod master_key;
 pub mod members;
 mod primary;
 pub mod rate_limits;
+mod readers;
 pub mod sessions;
 pub mod throttle;
 
@@ -52,6 +53,10 @@ pub use error::{Constraint, StoreError};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Reader connections per PostgreSQL store: enough for the requests two cores keep in
+/// flight while each waits on its round trip, well under the server's connection limit.
+const READERS: usize = 16;
+
 use primary::Primary;
 use sealed::{Backend, Raw as _};
 
@@ -64,6 +69,8 @@ pub struct Store {
     acquires: Arc<AtomicU64>,
     /// Microseconds spent waiting for pooled connections, in total.
     acquire_wait_micros: Arc<AtomicU64>,
+    /// PostgreSQL only: connections for reads outside transactions (see `readers`).
+    readers: Option<Arc<readers::Readers>>,
 }
 
 /// A database transaction: commit it, or drop it to roll back.
@@ -72,10 +79,15 @@ pub struct Tx {
     backend: Backend,
 }
 
-/// A connection from the pool, returned to it on drop.
+/// A connection for reads outside a transaction, given back on drop.
 pub struct Conn {
-    inner: PoolConnection<Any>,
+    inner: ConnInner,
     backend: Backend,
+}
+
+enum ConnInner {
+    Pooled(PoolConnection<Any>),
+    Reader(readers::Reader),
 }
 
 mod sealed {
@@ -107,7 +119,10 @@ impl sealed::Raw for Tx {
 
 impl sealed::Raw for Conn {
     fn raw(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+        match &mut self.inner {
+            ConnInner::Pooled(conn) => conn,
+            ConnInner::Reader(reader) => reader.connection(),
+        }
     }
 
     fn backend(&self) -> Backend {
@@ -176,6 +191,7 @@ impl Store {
                 backend: Backend::Sqlite,
                 acquires,
                 acquire_wait_micros: Arc::default(),
+                readers: None,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let primary = Arc::new(Primary::postgres(url, Arc::clone(&acquires)).await?);
@@ -187,6 +203,7 @@ impl Store {
                 backend: Backend::Postgres,
                 acquires,
                 acquire_wait_micros: Arc::default(),
+                readers: Some(Arc::new(readers::Readers::new(READERS))),
             })
         } else {
             anyhow::bail!("the database URL must start with sqlite:// or postgres://")
@@ -232,12 +249,19 @@ impl Store {
     /// A connection for reads outside a transaction.
     pub async fn conn(&self) -> Result<Conn, StoreError> {
         let started = std::time::Instant::now();
-        let inner = self
-            .primary
-            .pool()
-            .acquire()
-            .await
-            .inspect_err(|err| self.primary.report(err))?;
+        let inner = match &self.readers {
+            Some(readers) => {
+                self.acquires.fetch_add(1, Ordering::Relaxed);
+                ConnInner::Reader(readers.acquire(&self.primary).await?)
+            }
+            None => ConnInner::Pooled(
+                self.primary
+                    .pool()
+                    .acquire()
+                    .await
+                    .inspect_err(|err| self.primary.report(err))?,
+            ),
+        };
         self.waited(started);
         Ok(Conn {
             inner,
@@ -300,6 +324,9 @@ impl Store {
 
     /// Waits for pooled connections to be returned, then closes them.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.primary.pool().close().await;
     }
 

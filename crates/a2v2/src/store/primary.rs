@@ -93,6 +93,20 @@ impl Primary {
         Arc::clone(&self.read().url)
     }
 
+    /// A connection of its own to the current primary, outside the pool.
+    pub(super) async fn connect_one(&self) -> Result<sqlx::AnyConnection, sqlx::Error> {
+        use sqlx::{Connection, Executor};
+        let url = self.url();
+        let connect = async {
+            let mut conn = sqlx::AnyConnection::connect(&url).await?;
+            conn.execute(POSTGRES_SESSION_LIMITS).await?;
+            Ok(conn)
+        };
+        tokio::time::timeout(ACQUIRE_TIMEOUT, connect)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
     pub(super) fn generation(&self) -> u64 {
         self.read().generation
     }
