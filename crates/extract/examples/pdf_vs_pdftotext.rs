@@ -25,7 +25,9 @@ fn main() {
         vec![
             std::env::var_os("A2V2_CORPUS_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")),
+                .unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+                }),
         ]
     } else {
         args
@@ -50,7 +52,9 @@ fn main() {
         "| file | pages | a2v2 ms | pdftotext ms | ratio | similarity |\n|---|---:|---:|---:|---:|---:|"
     );
     for path in &files {
-        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let Ok(bytes) = std::fs::read(path) else {
             println!("| {name} | – | – | – | – | unreadable |");
             continue;
@@ -58,7 +62,9 @@ fn main() {
         let ours = a2v2_extract::extract(&bytes, &options);
         let theirs = pdftotext(path);
         let (ours, theirs) = match (ours, theirs) {
-            (Ok(ours), Some(theirs)) if has_words(&ours.text) && has_words(&theirs) => (ours, theirs),
+            (Ok(ours), Some(theirs)) if has_words(&ours.text) && has_words(&theirs) => {
+                (ours, theirs)
+            }
             (ours, theirs) => {
                 let why = match (ours, theirs) {
                     (Err(err), _) => format!("a2v2: {err}"),

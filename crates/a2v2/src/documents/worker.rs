@@ -225,7 +225,7 @@ impl Documents {
             inner.settings.lease,
         ));
         let started = Instant::now();
-        let extraction = tokio::task::spawn_blocking(move || {
+        let extraction = on_background_thread(move || {
             let _permit = permit;
             a2v2_extract::extract(&bytes, &options)
         });
@@ -450,6 +450,40 @@ async fn keep_lease(store: store::Store, job_id: String, token: String, lease: D
                 tracing::warn!(error = %err, job = %job_id, "renewing an extraction lease failed")
             }
         }
+    }
+}
+
+/// How much lower than the server's own the CPU priority of extraction threads is (a nice
+/// value, 0–19).
+const EXTRACTION_NICENESS: i32 = 10;
+
+/// Runs `work` on a thread of its own at a lower CPU priority, so that a busy extraction pool
+/// slows extraction, not the API: request handling and key verification win the cores.
+/// Threads that OCR starts inherit the priority. The receiver fails if `work` panicked.
+fn on_background_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("a2v2-extract".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = sender.send(work());
+        });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "cannot start an extraction thread");
+    }
+    receiver
+}
+
+fn lower_priority() {
+    use rustix::{process, thread};
+    let me = Some(thread::gettid());
+    let lowered = process::getpriority_process(me)
+        .map(|nice| (nice + EXTRACTION_NICENESS).min(19))
+        .and_then(|nice| process::setpriority_process(me, nice));
+    if let Err(err) = lowered {
+        tracing::debug!(error = %err, "cannot lower the priority of an extraction thread");
     }
 }
 

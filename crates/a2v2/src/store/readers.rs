@@ -85,23 +85,30 @@ impl Readers {
         }
     }
 
-    /// A free slot if there is one, else the next slot in turn once it is free.
+    /// A free slot that holds a connection if there is one (so that connections are opened
+    /// only when more reads run at once than are open), else a free slot, else the next
+    /// slot in turn once it is free.
     pub(super) async fn acquire(&self, primary: &Primary) -> Result<Reader, sqlx::Error> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let count = self.slots.len();
-        let free = (0..count).find_map(|offset| {
-            Arc::clone(&self.slots[(start + offset) % count])
-                .try_lock_owned()
-                .ok()
-        });
-        let slot = match free {
+        let mut unconnected = None;
+        let mut connected = None;
+        for slot in self.slots.iter() {
+            let Ok(guard) = Arc::clone(slot).try_lock_owned() else {
+                continue;
+            };
+            if guard.conn.is_some() {
+                connected = Some(guard);
+                break;
+            }
+            unconnected.get_or_insert(guard);
+        }
+        let slot = match connected.or(unconnected) {
             Some(slot) => slot,
-            None => tokio::time::timeout(
-                ACQUIRE_TIMEOUT,
-                Arc::clone(&self.slots[start % count]).lock_owned(),
-            )
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?,
+            None => {
+                let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+                tokio::time::timeout(ACQUIRE_TIMEOUT, Arc::clone(&self.slots[turn]).lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+            }
         };
         let mut reader = Reader { slot };
         reader.ready(primary).await?;
