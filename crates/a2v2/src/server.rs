@@ -25,6 +25,9 @@ use crate::{
 const FLUSH_LAST_USED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a node sharing the database reserves rate-limit budget for the keys it serves.
 const RESERVE_BUDGET_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long running extractions may take to finish when the server stops; the jobs of those
+/// still running are then handed back to the queue.
+const EXTRACTION_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Connections the kernel may hold ready for `accept` (capped by `net.core.somaxconn`). The
 /// usual 128 overflows under a burst of connections: the kernel then drops handshakes, and
 /// clients wait a second or more to retry — or, with SYN cookies, believe they are connected
@@ -173,6 +176,7 @@ pub async fn serve(
     housekeeping.abort();
     sealer.abort();
     extraction.abort();
+    state.documents.stop(EXTRACTION_GRACE).await;
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
     state.denials.shutdown().await;

@@ -240,10 +240,75 @@ impl FromBody for DocumentPatch {
     }
 }
 
+/// The optional body of `POST …/extract`: a `schema` to extract with from now on, or `null`
+/// to extract without one.
+#[derive(Debug, Default)]
+pub struct ExtractAgain {
+    /// `Some(None)` drops the stored schema.
+    pub schema: Option<Option<(Schema, Value)>>,
+}
+
+impl FromBody for ExtractAgain {
+    const FIELDS: &'static [&'static str] = &["schema"];
+
+    fn from_body(body: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Self> {
+        let schema = match body.get("schema") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(value @ Value::Object(_)) => {
+                let json = serde_json::to_vec(value).unwrap_or_default();
+                match Schema::parse(&json) {
+                    Ok(parsed) => Some(Some((parsed, value.clone()))),
+                    Err(err) => {
+                        errors.insert("schema".into(), err);
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                errors.insert(
+                    "schema".into(),
+                    "must be an object such as {\"fields\": [{\"name\": \"total\", \"type\": \"money\"}]}, or null".into(),
+                );
+                None
+            }
+        };
+        Some(Self { schema })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn extraction_again_takes_a_schema_or_null() {
+        let body = json!({"schema": {"fields": [{"name": "total", "type": "money"}]}});
+        let again: ExtractAgain = validate::parse(body.as_object().unwrap()).unwrap();
+        let (_, value) = again.schema.unwrap().unwrap();
+        assert_eq!(value["fields"][0]["name"], "total");
+        let again: ExtractAgain = parse_again(json!({"schema": null})).unwrap();
+        assert!(matches!(again.schema, Some(None)));
+        assert!(parse_again(json!({})).unwrap().schema.is_none());
+        for bad in [
+            json!({"schema": {"fields": []}}),
+            json!({"schema": {"fields": [{"name": "x", "type": "colour"}]}}),
+            json!({"schema": "total"}),
+        ] {
+            let errors = parse_again(bad.clone()).unwrap_err();
+            assert!(errors.contains_key("schema"), "{bad}: {errors:?}");
+        }
+        assert!(
+            parse_again(json!({"fields": []}))
+                .unwrap_err()
+                .contains_key("fields")
+        );
+    }
+
+    fn parse_again(body: Value) -> Result<ExtractAgain, FieldErrors> {
+        validate::parse(body.as_object().unwrap())
+    }
 
     fn parse(body: Value) -> Result<DocumentPatch, FieldErrors> {
         validate::parse(body.as_object().unwrap())

@@ -1,7 +1,10 @@
 //! The documents service: upload, read, correct, re-extract and delete an agent's documents,
 //! with their audit events and `If-Match` versions.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use a2v2_extract::{Ocr, Schema};
 use bytes::Bytes;
@@ -51,6 +54,8 @@ pub(super) struct Inner {
     /// Wakes this node's queue loop when it queued work itself.
     pub wake: Notify,
     pub metrics: ExtractionMetrics,
+    /// The leases of the jobs running on this node (job id → token), let go at shutdown.
+    pub held: Mutex<HashMap<String, String>>,
 }
 
 fn target(doc: &Document) -> Target {
@@ -90,6 +95,7 @@ impl Documents {
             ocr,
             wake: Notify::new(),
             metrics: ExtractionMetrics::default(),
+            held: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -318,14 +324,16 @@ impl Documents {
         ))
     }
 
-    /// Runs the extraction again (with the stored schema, or `schema` when given), keeping
-    /// the corrections. Answers like an upload: done, or still `processing`.
+    /// Runs the extraction again, keeping the corrections: with the stored schema, or with
+    /// `schema` when given (`Some(None)`: without one), which is stored for later runs.
+    /// Answers like an upload: done, or still `processing`.
     pub async fn extract_again(
         &self,
         by: &By,
         agent_id: &str,
         id: &str,
         create_contacts: bool,
+        schema: Option<Option<(Schema, Value)>>,
     ) -> Result<Document> {
         let now = now_ms();
         let mut tx = self.0.store.begin().await?;
@@ -336,6 +344,14 @@ impl Documents {
         if !store::documents::reset_for_extraction(&mut tx, agent_id, id, now).await? {
             return Err(DomainError::NotFound);
         }
+        let mut changed = vec!["extraction"];
+        if let Some(schema) = schema {
+            let schema = schema.map(|(_, value)| value);
+            if schema != doc.schema {
+                store::documents::set_schema(&mut tx, agent_id, id, schema.as_ref()).await?;
+                changed.push("schema");
+            }
+        }
         self.insert_job(&mut tx, &job, now).await?;
         audit::record(
             &mut tx,
@@ -344,7 +360,7 @@ impl Documents {
                 action: "document.updated",
                 agent_id: Some(agent_id),
                 target: Some(target(&doc)),
-                details: json!({ "changed": ["extraction"], "create_contacts": create_contacts }),
+                details: json!({ "changed": changed, "create_contacts": create_contacts }),
             },
         )
         .await?;

@@ -3,9 +3,10 @@
 //! sweep that gives up on jobs that never finish.
 
 use std::{
+    collections::HashMap,
     fmt::Write,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -34,6 +35,8 @@ pub const MAX_ATTEMPTS: i64 = 3;
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How often the queue loop looks for jobs to give up.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How often a stopping node looks whether its running extractions have ended.
+const STOP_POLL: Duration = Duration::from_millis(50);
 /// Upper bounds of the extraction duration buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 
@@ -120,6 +123,33 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Lists a job's lease among the node's held leases for as long as the job runs here.
+struct Held<'a> {
+    held: &'a Mutex<HashMap<String, String>>,
+    job_id: String,
+}
+
+impl<'a> Held<'a> {
+    fn start(held: &'a Mutex<HashMap<String, String>>, job: &Job) -> Self {
+        held.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(job.id.clone(), job.lease_token.clone());
+        Self {
+            held,
+            job_id: job.id.clone(),
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.job_id);
+    }
+}
+
 /// A sentence from an extraction error: "The document is encrypted or password-protected."
 fn sentence(err: &ExtractError) -> String {
     let text = err.to_string();
@@ -183,6 +213,7 @@ impl Documents {
     pub(super) async fn run_job(&self, job: Job, permit: OwnedSemaphorePermit) {
         let inner = &self.0;
         let _running = Running::start(&inner.metrics.running);
+        let _held = Held::start(&inner.held, &job);
         let loaded = async {
             let mut conn = inner.store.conn().await?;
             let doc = store::documents::get(&mut conn, &job.agent_id, &job.document_id).await?;
@@ -366,6 +397,45 @@ impl Documents {
             tokio::select! {
                 () = self.0.wake.notified() => {}
                 () = tokio::time::sleep(POLL_EVERY) => {}
+            }
+        }
+    }
+
+    /// Lets this node's jobs go when it stops (its queue loop already ended): the running
+    /// extractions get up to `grace` to finish and store their results; the leases of those
+    /// still running are released, so another node (or this one, restarted) takes them at
+    /// once instead of when the lease would have run out. A result that arrives after its
+    /// lease was released is dropped, so no document is completed twice.
+    pub async fn stop(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while self.0.metrics.running.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(STOP_POLL).await;
+        }
+        let held: Vec<(String, String)> = self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let released = async {
+            let mut conn = self.0.store.conn().await?;
+            for (job_id, token) in &held {
+                store::jobs::release(&mut conn, job_id, token).await?;
+            }
+            Ok::<_, store::StoreError>(())
+        }
+        .await;
+        match released {
+            Ok(()) => tracing::info!(
+                jobs = held.len(),
+                "released the extraction jobs still running, for other nodes to take"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "releasing extraction jobs at shutdown failed; they are retaken when their leases end")
             }
         }
     }

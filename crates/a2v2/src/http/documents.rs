@@ -16,13 +16,13 @@ use super::{
     auth::{api_key::Principal, session::Caller},
     error::ApiError,
     extract::{AppQuery, Valid, stalled},
-    openapi::errors,
+    openapi::{bodies, errors},
 };
 use crate::{
     contacts::{Precondition, etag},
     documents::{
         ListQuery,
-        input::{self, DocumentPatch},
+        input::{self, DocumentPatch, ExtractAgain},
         service::Upload,
     },
     model::{
@@ -383,20 +383,31 @@ pub async fn update(
 }
 
 /// `POST /v1/documents/{id}/extract` (documents:update): runs extraction again, keeping
-/// corrections. 200 when done, 202 while it runs; 404; 409 while an extraction is queued.
+/// corrections; an optional JSON body `{"schema": …}` extracts with a new schema from now on
+/// (`null`: without one). 200 when done, 202 while it runs; 404; 409 while an extraction is
+/// queued.
 #[utoipa::path(post, path = "/v1/documents/{id}/extract", tag = "Documents", params(("id" = String, Path, description = "The document's id."), UploadQuery),
+    request_body(content = Option<bodies::ExtractInput>, description = "Optional: a new `schema` to extract with (and keep for later runs), or `null` to extract without one. Without a body the stored schema is used."),
     responses((status = 200, description = "The document: `id`, `filename`, `content_type`, `size_bytes`, `sha256`, `status`, `error`, `page_count`, `text`, `ocr`, `fields`, `contacts`, `schema_fields`, `metadata`, `created_at`, `updated_at`.", body = Object), (status = 202, description = "Accepted: extraction continues in the background.", body = Object)))]
 pub async fn extract(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     AppQuery(query): AppQuery<UploadQuery>,
+    body: Option<Valid<ExtractAgain>>,
 ) -> Result<Response, ApiError> {
     let create_contacts = query.create_contacts()?;
     check_contacts_permission(&principal, create_contacts)?;
+    let schema = body.and_then(|Valid(again)| again.schema);
     let doc = state
         .documents
-        .extract_again(&principal.by(), principal.agent_id(), &id, create_contacts)
+        .extract_again(
+            &principal.by(),
+            principal.agent_id(),
+            &id,
+            create_contacts,
+            schema,
+        )
         .await?;
     Ok(extracted(&doc))
 }
@@ -524,7 +535,7 @@ pub async fn dashboard_extract(
 ) -> Result<Response, ApiError> {
     let doc = state
         .documents
-        .extract_again(&caller.by(), &agent_id, &document_id, false)
+        .extract_again(&caller.by(), &agent_id, &document_id, false, None)
         .await?;
     Ok(extracted(&doc))
 }

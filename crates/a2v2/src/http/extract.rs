@@ -1,8 +1,11 @@
 //! Extractors whose rejections speak the contract's error shape.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
-    http::request::Parts,
+    body::Bytes,
+    extract::{
+        FromRequest, FromRequestParts, OptionalFromRequest, Request, rejection::JsonRejection,
+    },
+    http::{header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -27,6 +30,31 @@ impl<S: Send + Sync, T: FromBody> FromRequest<S> for Valid<T> {
     }
 }
 
+/// An optional body: no body at all (no `Content-Type` and nothing sent) is `None`; anything
+/// else must be a valid JSON object body, as for [`Valid`].
+impl<S: Send + Sync, T: FromBody> OptionalFromRequest<S> for Valid<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state)
+                .await
+                .map(Some);
+        }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(err) => return Err(json_rejection(JsonRejection::BytesRejection(err))),
+        };
+        if bytes.is_empty() {
+            Ok(None)
+        } else {
+            Err(ApiError::UnsupportedMediaType(
+                "Send the body as JSON with `Content-Type: application/json`.".into(),
+            ))
+        }
+    }
+}
+
 /// JSON body; malformed JSON, wrong types and a wrong content type become contract errors.
 pub struct AppJson<T>(pub T);
 
@@ -34,7 +62,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        match <axum::Json<T> as FromRequest<S>>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }

@@ -262,6 +262,22 @@ pub async fn reset_for_extraction(
     Ok(done.rows_affected() == 1)
 }
 
+/// Replaces the schema the document is extracted with (`None`: none).
+pub async fn set_schema(
+    db: &mut impl Db,
+    agent_id: &str,
+    id: &str,
+    schema: Option<&Value>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE documents SET schema = $1 WHERE id = $2 AND agent_id = $3")
+        .bind(schema.map(json_text).transpose()?)
+        .bind(id)
+        .bind(agent_id)
+        .execute(db.raw())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Stores the outcome of an extraction on the agent's document. False when it is gone.
 pub async fn set_outcome(
     db: &mut impl Db,

@@ -11,28 +11,28 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{Client, Reply, Server};
 
-const DOCS: &[&str] = &[
+pub(crate) const DOCS: &[&str] = &[
     "documents:create",
     "documents:read",
     "documents:update",
     "documents:delete",
 ];
 
-const INVOICE: &str = "ACME Supplies Ltd\n\
+pub(crate) const INVOICE: &str = "ACME Supplies Ltd\n\
 Invoice Number: INV-0042\n\
 Date: 12 March 2026\n\
 Bill to: Jane Doe, jane.doe@example.com\n\
 Questions? Visit https://acme.example.com/help\n\
 Total: EUR 1,234.50\n";
 
-struct World {
-    server: Server,
-    owner: Client,
-    agent: String,
-    key: String,
+pub(crate) struct World {
+    pub server: Server,
+    pub owner: Client,
+    pub agent: String,
+    pub key: String,
 }
 
-async fn world_with(args: &[&str]) -> World {
+pub(crate) async fn world_with(args: &[&str]) -> World {
     // Small uploads wait for their extraction; on a loaded test machine a debug build may
     // need more than the default budget for that.
     let mut all = vec!["--extraction-inline-seconds", "60"];
@@ -49,7 +49,7 @@ async fn world_with(args: &[&str]) -> World {
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     world_with(&[]).await
 }
 
@@ -74,7 +74,7 @@ fn http() -> reqwest::Client {
 }
 
 /// `POST {path}` with the file as the raw body.
-async fn upload_raw(
+pub(crate) async fn upload_raw(
     server: &Server,
     key: &str,
     path: &str,
@@ -95,7 +95,7 @@ async fn upload_raw(
 }
 
 /// A `multipart/form-data` body with the given parts: (name, file name, bytes).
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "a2v2-test-boundary-7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
     for (name, filename, bytes) in parts {
@@ -119,7 +119,7 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn upload_text(server: &Server, key: &str, name: &str, text: &str) -> Reply {
+pub(crate) async fn upload_text(server: &Server, key: &str, name: &str, text: &str) -> Reply {
     upload_raw(
         server,
         key,
@@ -131,7 +131,7 @@ async fn upload_text(server: &Server, key: &str, name: &str, text: &str) -> Repl
 }
 
 /// A real document from `tests/fixtures/documents`.
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/documents")
         .join(name);
@@ -173,7 +173,7 @@ fn zip_with(name: &str, content: &[u8]) -> Vec<u8> {
 }
 
 /// Polls the document until its extraction has ended.
-async fn wait_done(server: &Server, key: &str, id: &str, within: Duration) -> Reply {
+pub(crate) async fn wait_done(server: &Server, key: &str, id: &str, within: Duration) -> Reply {
     let started = std::time::Instant::now();
     loop {
         let reply = server
@@ -192,7 +192,7 @@ async fn wait_done(server: &Server, key: &str, id: &str, within: Duration) -> Re
     }
 }
 
-fn emails(doc: &Value) -> Vec<String> {
+pub(crate) fn emails(doc: &Value) -> Vec<String> {
     doc["fields"]["emails"]
         .as_array()
         .unwrap()
@@ -201,7 +201,7 @@ fn emails(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn audit_actions(owner: &Client, agent: &str) -> Vec<Value> {
+pub(crate) async fn audit_actions(owner: &Client, agent: &str) -> Vec<Value> {
     let reply = owner
         .get(&format!("/api/audit-logs?agent_id={agent}&limit=200"))
         .await;
@@ -930,4 +930,106 @@ async fn a_job_of_a_node_that_died_is_taken_again_when_its_lease_ends() {
     assert_eq!(done.body["status"], "succeeded", "{}", done.text);
     assert!(emails(&done.body).contains(&"person7@example.com".to_owned()));
     assert_eq!(leased(&w.server.database_url, &id).await, None);
+}
+
+#[tokio::test]
+async fn extraction_again_may_bring_a_new_schema() {
+    let w = world().await;
+    let schema = json!({"fields": [
+        {"name": "invoice_number", "type": "string", "labels": ["Invoice Number"]}
+    ]})
+    .to_string();
+    let (content_type, body) = multipart(&[
+        ("file", Some("invoice.txt"), INVOICE.as_bytes()),
+        ("schema", None, schema.as_bytes()),
+    ]);
+    let doc = upload_raw(&w.server, &w.key, "/v1/documents", &content_type, body).await;
+    doc.expect(201, None);
+    assert_eq!(
+        doc.body["schema_fields"],
+        json!({"invoice_number": "INV-0042"})
+    );
+    let id = doc.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/documents/{id}/extract");
+
+    let again = w
+        .server
+        .v1(
+            Method::POST,
+            &path,
+            &w.key,
+            Some(json!({"schema": {"fields": [
+                {"name": "total", "type": "money", "labels": ["Total"]},
+                {"name": "customer_email", "type": "email", "labels": ["Bill to"]}
+            ]}})),
+        )
+        .await;
+    again.expect(200, None);
+    assert_eq!(again.body["status"], "succeeded", "{}", again.text);
+    let fields = again.body["schema_fields"].as_object().unwrap();
+    assert!(fields.get("invoice_number").is_none(), "{}", again.text);
+    assert!(
+        fields["total"].to_string().contains("1234.50"),
+        "{}",
+        again.text
+    );
+    assert_eq!(
+        fields["customer_email"], "jane.doe@example.com",
+        "{}",
+        again.text
+    );
+
+    // Without a body the stored (new) schema is used again.
+    let same = w.server.v1(Method::POST, &path, &w.key, None).await;
+    same.expect(200, None);
+    assert_eq!(same.body["schema_fields"], again.body["schema_fields"]);
+
+    // A schema that does not parse, or anything else in the body, changes nothing.
+    let version = same.body["version"].as_i64().unwrap();
+    for body in [
+        json!({"schema": {"fields": [{"name": "x", "type": "colour"}]}}),
+        json!({"schema": "total"}),
+        json!({"fields": {}}),
+    ] {
+        let reply = w.server.v1(Method::POST, &path, &w.key, Some(body)).await;
+        reply.expect(422, Some("validation_failed"));
+    }
+    let raw = http()
+        .post(format!("{}{path}", w.server.url))
+        .bearer_auth(&w.key)
+        .body("schema=total")
+        .send()
+        .await
+        .unwrap();
+    read(raw).await.expect(415, Some("unsupported_media_type"));
+    let unchanged = w
+        .server
+        .v1(Method::GET, &format!("/v1/documents/{id}"), &w.key, None)
+        .await;
+    assert_eq!(unchanged.body["version"], version);
+    assert_eq!(unchanged.body["status"], "succeeded");
+
+    // `null` extracts without a schema.
+    let none = w
+        .server
+        .v1(Method::POST, &path, &w.key, Some(json!({"schema": null})))
+        .await;
+    none.expect(200, None);
+    assert_eq!(none.body["schema_fields"], json!({}), "{}", none.text);
+
+    let changes: Vec<Value> = audit_actions(&w.owner, &w.agent)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "document.updated")
+        .map(|e| e["details"]["changed"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!(["extraction", "schema"]),
+            json!(["extraction"]),
+            json!(["extraction", "schema"])
+        ],
+        "newest first"
+    );
 }

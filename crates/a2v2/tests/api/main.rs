@@ -8,6 +8,8 @@ mod backup;
 mod contacts;
 mod contacts_crm;
 mod documents;
+mod documents_ocr;
+mod documents_queue;
 mod failover;
 mod foundation;
 mod hardening;

@@ -216,6 +216,19 @@ pub struct AcceptInviteInput {
     pub password: String,
 }
 
+/// `POST /v1/documents/{id}/extract`: the schema to extract with from now on.
+#[derive(ToSchema)]
+#[schema(example = json!({"schema": {"fields": [
+    {"name": "invoice_number", "type": "string", "labels": ["Invoice No", "Invoice #"]},
+    {"name": "total", "type": "money"}
+]}}))]
+pub struct ExtractInput {
+    /// `{"fields": [{"name", "type", "labels"}]}` with types `string`, `number`, `date`,
+    /// `money`, `email`, `phone`; `null` extracts without a schema.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +275,6 @@ mod tests {
         same_fields::<SimulateInput, crate::http::keys::SimulatedRequest>();
         same_fields::<LeakInput, keys::LeakReport>();
         same_fields::<ConfirmInput, members::Confirm>();
+        same_fields::<ExtractInput, crate::documents::input::ExtractAgain>();
     }
 }
