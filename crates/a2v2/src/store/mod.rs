@@ -412,6 +412,61 @@ mod tests {
         assert_eq!(unknown.updated_by, unknown.created_by);
     }
 
+    /// Contacts that exist when the search index is created are found through it.
+    #[tokio::test]
+    async fn the_search_index_covers_contacts_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = dir.path().join("older");
+        std::fs::create_dir(&older).unwrap();
+        for name in versions("sqlite")
+            .iter()
+            .filter(|name| name.as_str() < "0013")
+        {
+            std::fs::copy(
+                format!("{}/migrations/sqlite/{name}", env!("CARGO_MANIFEST_DIR")),
+                older.join(name),
+            )
+            .unwrap();
+        }
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.primary.pool();
+        Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
+            "INSERT INTO contacts (id, agent_id, tags, attributes, search_text, version, \
+             created_at, updated_at) VALUES ('ct_1', 'agt_1', '[]', '{}', 'ada lovelace', 1, 0, 0), \
+             ('ct_2', 'agt_1', '[]', '{}', 'grace hopper', 1, 0, 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        store.migrate().await.unwrap();
+        let indexed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM contacts_search WHERE contacts_search MATCH '\"lov\"'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(indexed, 1);
+        let mut conn = store.conn().await.unwrap();
+        let filter = crate::model::contact::ContactFilter {
+            q: Some("ovel".into()),
+            ..Default::default()
+        };
+        let found = contacts::list(&mut conn, "agt_1", &filter, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["ct_1"]
+        );
+    }
+
     #[test]
     fn both_back_ends_have_the_same_migrations() {
         assert_eq!(versions("sqlite"), versions("postgres"));

@@ -19,4 +19,5 @@ mod members;
 mod metrics;
 mod netfault;
 mod openapi;
+mod search;
 mod slow_clients;
