@@ -20,4 +20,5 @@ mod metrics;
 mod netfault;
 mod openapi;
 mod search;
+mod seed;
 mod slow_clients;
