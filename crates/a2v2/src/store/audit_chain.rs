@@ -108,9 +108,6 @@ pub async fn append(
     Ok(())
 }
 
-/// Events per multi-row INSERT: 13 parameters each, within both back ends' limits.
-const INSERT_CHUNK: usize = 1_000;
-
 /// Inserts already sealed events and their links in one go (for seeding big workspaces):
 /// `links[i]` is `(seq, prev_hash, hash)` of `events[i]`.
 pub async fn insert_sealed(
@@ -118,7 +115,7 @@ pub async fn insert_sealed(
     events: &[Sealable],
     links: &[(i64, String, String)],
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(INSERT_CHUNK) {
+    for chunk in events.chunks(super::rows_per_insert(db, 13)) {
         let values = (0..chunk.len())
             .map(|i| {
                 let params = (1..=13)
@@ -142,7 +139,8 @@ pub async fn insert_sealed(
         }
         query.execute(db.raw()).await?;
     }
-    for (chunk, link_chunk) in events.chunks(INSERT_CHUNK).zip(links.chunks(INSERT_CHUNK)) {
+    let per = super::rows_per_insert(db, 5);
+    for (chunk, link_chunk) in events.chunks(per).zip(links.chunks(per)) {
         let values = (0..chunk.len())
             .map(|i| {
                 let params = (1..=5)

@@ -121,11 +121,6 @@ pub async fn ids_by_email(
     Ok(found)
 }
 
-/// Contacts per multi-row INSERT, and tag rows per INSERT: within both back ends' limits on
-/// bound parameters.
-const INSERT_CHUNK: usize = 500;
-const TAG_CHUNK: usize = 5_000;
-
 /// Inserts new contacts and their tags with a few statements; `Conflict(Unique)` when one's
 /// email is taken.
 pub async fn insert_many(
@@ -133,7 +128,7 @@ pub async fn insert_many(
     agent_id: &str,
     contacts: &[Contact],
 ) -> Result<(), StoreError> {
-    for chunk in contacts.chunks(INSERT_CHUNK) {
+    for chunk in contacts.chunks(super::rows_per_insert(db, 22)) {
         let values = (0..chunk.len())
             .map(|i| {
                 let n = i * 22;
@@ -183,7 +178,7 @@ pub async fn insert_many(
         .iter()
         .flat_map(|c| c.fields.tags.iter().map(|t| (c.id.as_str(), t.as_str())))
         .collect();
-    for chunk in tags.chunks(TAG_CHUNK) {
+    for chunk in tags.chunks(super::rows_per_insert(db, 2)) {
         let values = (0..chunk.len())
             .map(|i| format!("(${}, $1, ${})", 2 * i + 2, 2 * i + 3))
             .collect::<Vec<_>>()

@@ -173,14 +173,11 @@ pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Keys per multi-row INSERT: 24 parameters each, within both back ends' limits.
-const INSERT_CHUNK: usize = 1_000;
-
 /// Inserts many new keys with every column, a few statements per thousand (for seeding big
 /// workspaces).
 pub async fn insert_many(db: &mut impl Db, keys: &[ApiKey]) -> Result<(), StoreError> {
     const COLUMNS: usize = 24;
-    for chunk in keys.chunks(INSERT_CHUNK) {
+    for chunk in keys.chunks(super::rows_per_insert(db, COLUMNS)) {
         let values = (0..chunk.len())
             .map(|i| {
                 let params = (1..=COLUMNS)

@@ -118,6 +118,18 @@ impl sealed::Raw for Conn {
 impl Db for Tx {}
 impl Db for Conn {}
 
+/// Rows per multi-row INSERT of `columns` parameters each. SQLite looks a parameter's name up
+/// by walking the statement's list of names, so binding costs grow with the square of the
+/// parameters in one statement: a few hundred per statement is fastest there. PostgreSQL
+/// binds by position; there fewer, larger statements save round trips (its limit is 65,535).
+pub(crate) fn rows_per_insert(db: &impl Db, columns: usize) -> usize {
+    let parameters = match db.backend() {
+        Backend::Sqlite => 500,
+        Backend::Postgres => 30_000,
+    };
+    (parameters / columns.max(1)).max(1)
+}
+
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.inner.commit().await.map_err(StoreError::from)
