@@ -134,7 +134,7 @@ impl Where {
 }
 
 /// Time ranges holding fewer events than this are read through the time index and sorted;
-/// larger ones by walking ids (see `fetch`).
+/// larger ones by walking ids unless the walk would first pass this many others (see `walk`).
 const NARROW_RANGE: i64 = 5_000;
 
 /// Up to `limit` events matching `filter`, strictly after `after` in `order`, and (for
@@ -143,9 +143,9 @@ const NARROW_RANGE: i64 = 5_000;
 /// Every filter reads through an index. An action prefix becomes one walk of the
 /// `(action, id)` index per matching action, merged here: the stored actions are few, and are
 /// listed by skipping through that index. A time range with no other indexed filter is read
-/// through the time index and sorted when it holds few events; otherwise walking ids finds a
-/// page of events sooner (SQLite has no statistics to tell the two apart, PostgreSQL's planner
-/// does).
+/// through the time index and sorted when it holds few events or lies far from where the id
+/// walk starts; otherwise walking ids finds a page of events sooner (SQLite has no statistics
+/// to tell these apart, PostgreSQL's planner does).
 pub async fn fetch(
     db: &mut impl Db,
     filter: &AuditFilter,
@@ -204,14 +204,26 @@ async fn walk(
     below: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    // On SQLite a narrow time range alone is read through the time index: the unary `+`
-    // keeps the planner off the id index.
+    // On SQLite a time range alone is read through the time index (the unary `+` keeps the
+    // planner off the id index) when it holds few events, or when walking ids would first
+    // pass many events outside it: those newer than `until` walking newest first, those
+    // older than `since` walking oldest first.
     let by_time = db.backend() == Backend::Sqlite
         && action.is_none()
         && filter.agent_id.is_none()
         && filter.actor_id.is_none()
         && (filter.since.is_some() || filter.until.is_some())
-        && in_range(db, filter.since, filter.until).await? < NARROW_RANGE;
+        && (in_range(db, filter.since, filter.until).await? < NARROW_RANGE
+            || match order {
+                Order::NewestFirst => {
+                    filter.until.is_some()
+                        && in_range(db, filter.until, None).await? >= NARROW_RANGE
+                }
+                Order::OldestFirst => {
+                    filter.since.is_some()
+                        && in_range(db, None, filter.since).await? >= NARROW_RANGE
+                }
+            });
     let id = if by_time { "+e.id" } else { "e.id" };
     let mut cond = Where::default();
     if let Some(action) = action {
