@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `members add`, `keys create|list|delete`, `agents`,
-//! `contacts import|export`, `audit export`, `backup`, `restore`.
+//! `contacts import|export`, `audit export`, `backup`, `restore`, `seed`.
 
 mod agents;
 mod audit;
@@ -7,6 +7,7 @@ mod backup;
 mod contacts;
 mod keys;
 mod members;
+mod seed;
 
 use clap::{Parser, Subcommand};
 
@@ -70,6 +71,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
     },
+    /// Fill the workspace with many generated rows to try it at scale: contacts of one
+    /// agent, API keys across agents, audit events on the hash chain (best with the server
+    /// stopped; a running server loads the seeded keys on restart)
+    Seed(seed::SeedArgs),
     /// Put a backup in place as the database of --data-dir (which must have none), after
     /// checking that the master key given fits it
     Restore {
@@ -280,6 +285,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Seed(args) => seed::run(&config, &args).await,
         Command::Restore { from } => {
             backup::restore(&config, &from).await?;
             println!(

@@ -415,22 +415,28 @@ impl KeyCache {
         self.by_id.is_empty()
     }
 
-    /// Every cached key.
-    pub fn all(&self) -> Vec<Arc<CachedKey>> {
-        let ids: Vec<String> = self.by_id.iter().map(|e| e.key().clone()).collect();
-        ids.iter().filter_map(|id| self.get(id)).collect()
+    /// Calls `f` with every cached key once, without copying the set: with a million keys
+    /// the periodic flush must not allocate per key. `f` must not touch the cache (it runs
+    /// under a shard's read lock).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<CachedKey>)) {
+        for entry in &self.by_hash {
+            // A rolled key is also indexed under its previous secret: visit it once.
+            if *entry.key() == index_of(&entry.value().hash) {
+                f(entry.value());
+            }
+        }
     }
 
     /// Last-used times not yet written to storage.
     pub fn unflushed_uses(&self) -> Vec<(String, i64)> {
-        self.all()
-            .into_iter()
-            .filter_map(|entry| {
-                let used = entry.last_used.load(Ordering::Relaxed);
-                (used > entry.flushed_last_used.load(Ordering::Relaxed))
-                    .then(|| (entry.id.clone(), used))
-            })
-            .collect()
+        let mut uses = Vec::new();
+        self.for_each(|entry| {
+            let used = entry.last_used.load(Ordering::Relaxed);
+            if used > entry.flushed_last_used.load(Ordering::Relaxed) {
+                uses.push((entry.id.clone(), used));
+            }
+        });
+        uses
     }
 
     /// Marks `uses` as written, once storage has them.

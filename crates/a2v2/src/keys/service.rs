@@ -54,6 +54,9 @@ struct Inner {
     coordinated: bool,
 }
 
+/// Keys read per query when loading them all.
+const LOAD_PAGE: i64 = 5_000;
+
 /// The id under which the incident switch travels in the key change feed.
 pub const SWITCH_ID: &str = "keys_suspension";
 
@@ -633,19 +636,34 @@ impl Keys {
         let mut conn = self.0.store.conn().await?;
         // Read before the keys: every change after this version is caught by the next poll.
         let version = store::key_changes::current_version(&mut conn).await?;
-        let rows = store::keys::list_all(&mut conn).await?;
         self.0
             .cache
             .set_suspended(store::keys::suspended(&mut conn).await?);
-        let stored: std::collections::HashSet<&str> =
-            rows.iter().map(|row| row.id.as_str()).collect();
-        self.0.cache.retain(|key_id| stored.contains(key_id));
-        for row in &rows {
-            self.cache_row(row);
+        // Ids seen, to drop cached keys storage no longer has; not needed when the cache
+        // starts empty (at start-up), which keeps a million ids out of memory there.
+        let mut stored = (!self.0.cache.is_empty()).then(std::collections::HashSet::new);
+        let mut count = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let rows = store::keys::page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
+            for row in &rows {
+                self.cache_row(row);
+            }
+            if let Some(stored) = &mut stored {
+                stored.extend(rows.iter().map(|row| row.id.clone()));
+            }
+            count += rows.len();
+            match rows.last() {
+                Some(last) if rows.len() as i64 == LOAD_PAGE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        if let Some(stored) = stored {
+            self.0.cache.retain(|key_id| stored.contains(key_id));
         }
         self.reached(version);
         self.confirm(started);
-        Ok(rows.len())
+        Ok(count)
     }
 
     /// Reloads `key_ids` from storage into the cache, dropping those storage no longer has.
@@ -671,17 +689,13 @@ impl Keys {
     /// one transaction; they count as written only once it has committed.
     pub async fn flush_last_used(&self) {
         let uses = self.0.cache.unflushed_uses();
-        let usage: Vec<(Arc<CachedKey>, super::usage::Pending)> = self
-            .0
-            .cache
-            .all()
-            .into_iter()
-            .map(|key| {
-                let batch = key.usage.pending();
-                (key, batch)
-            })
-            .filter(|(_, batch)| !batch.permissions.is_empty() || !batch.clients.is_empty())
-            .collect();
+        let mut usage: Vec<(Arc<CachedKey>, super::usage::Pending)> = Vec::new();
+        self.0.cache.for_each(|key| {
+            let batch = key.usage.pending();
+            if !batch.permissions.is_empty() || !batch.clients.is_empty() {
+                usage.push((Arc::clone(key), batch));
+            }
+        });
         if uses.is_empty() && usage.is_empty() {
             return;
         }

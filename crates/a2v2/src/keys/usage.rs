@@ -4,7 +4,7 @@
 use std::{
     net::IpAddr,
     sync::{
-        Mutex, PoisonError,
+        Mutex, OnceLock, PoisonError,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -23,9 +23,14 @@ struct Client {
     flushed_seen: i64,
 }
 
-/// One key's usage. Shared by every version of the key's cache entry.
+/// One key's usage. Shared by every version of the key's cache entry. The counters are
+/// allocated on the key's first request: most of a big workspace's keys are idle, and a
+/// million idle keys should not cost a million sets of counters.
 #[derive(Debug, Default)]
-pub struct Usage {
+pub struct Usage(OnceLock<Box<Counts>>);
+
+#[derive(Debug, Default)]
+struct Counts {
     permissions: [AtomicI64; COUNT],
     flushed_permissions: [AtomicI64; COUNT],
     /// At most [`RECENT_CLIENTS`] entries; allocated once, on the first request.
@@ -42,6 +47,37 @@ pub struct Pending {
 impl Usage {
     /// Records a request using `permission` (if the route needs one) from `ip`.
     pub fn record(&self, permission: Option<Permission>, ip: IpAddr, now_ms: i64) {
+        self.0
+            .get_or_init(Box::default)
+            .record(permission, ip, now_ms);
+    }
+
+    /// Last use per permission known to memory.
+    pub fn permission_uses(&self) -> impl Iterator<Item = (Permission, i64)> + '_ {
+        self.0
+            .get()
+            .into_iter()
+            .flat_map(|counts| counts.permission_uses())
+    }
+
+    /// Everything not yet written.
+    pub fn pending(&self) -> Pending {
+        self.0
+            .get()
+            .map(|counts| counts.pending())
+            .unwrap_or_default()
+    }
+
+    /// Marks a batch from [`Usage::pending`] as written.
+    pub fn flushed(&self, batch: &Pending) {
+        if let Some(counts) = self.0.get() {
+            counts.flushed(batch);
+        }
+    }
+}
+
+impl Counts {
+    fn record(&self, permission: Option<Permission>, ip: IpAddr, now_ms: i64) {
         if let Some(permission) = permission {
             let slot = &self.permissions[permission.index()];
             if now_ms - slot.load(Ordering::Relaxed) >= 1000 {
@@ -70,15 +106,13 @@ impl Usage {
         }
     }
 
-    /// Last use per permission known to memory.
-    pub fn permission_uses(&self) -> impl Iterator<Item = (Permission, i64)> + '_ {
+    fn permission_uses(&self) -> impl Iterator<Item = (Permission, i64)> + '_ {
         Permission::all()
             .map(|p| (p, self.permissions[p.index()].load(Ordering::Relaxed)))
             .filter(|(_, at)| *at > 0)
     }
 
-    /// Everything not yet written.
-    pub fn pending(&self) -> Pending {
+    fn pending(&self) -> Pending {
         let permissions = Permission::all()
             .filter_map(|p| {
                 let at = self.permissions[p.index()].load(Ordering::Relaxed);
@@ -98,8 +132,7 @@ impl Usage {
         }
     }
 
-    /// Marks a batch from [`Usage::pending`] as written.
-    pub fn flushed(&self, batch: &Pending) {
+    fn flushed(&self, batch: &Pending) {
         for (name, at) in &batch.permissions {
             if let Some(p) = Permission::all().find(|p| p.name() == *name) {
                 self.flushed_permissions[p.index()].fetch_max(*at, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::{Row, any::AnyRow};
 
-use super::{Db, StoreError};
+use super::{Backend, Db, StoreError};
 use crate::model::{
     audit::{ActionFilter, ActorRef, AuditEvent, AuditFilter, NewEvent, Order, Origin, Target},
     now_ms,
@@ -133,8 +133,19 @@ impl Where {
     }
 }
 
+/// Time ranges holding fewer events than this are read through the time index and sorted;
+/// larger ones by walking ids unless the walk would first pass this many others (see `walk`).
+const NARROW_RANGE: i64 = 5_000;
+
 /// Up to `limit` events matching `filter`, strictly after `after` in `order`, and (for
 /// exports that must not chase new events) with ids below `below`.
+///
+/// Every filter reads through an index. An action prefix becomes one walk of the
+/// `(action, id)` index per matching action, merged here: the stored actions are few, and are
+/// listed by skipping through that index. A time range with no other indexed filter is read
+/// through the time index and sorted when it holds few events or lies far from where the id
+/// walk starts; otherwise walking ids finds a page of events sooner (SQLite has no statistics
+/// to tell these apart, PostgreSQL's planner does).
 pub async fn fetch(
     db: &mut impl Db,
     filter: &AuditFilter,
@@ -143,16 +154,80 @@ pub async fn fetch(
     below: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let mut cond = Where::default();
-    match &filter.action {
-        Some(ActionFilter::Exact(action)) => cond.push("e.action = ?", Bind::Text(action.clone())),
-        Some(ActionFilter::Prefix(prefix)) => {
-            // SUBSTR rather than LIKE: `_` in action names is not a wildcard, and comparison
-            // stays exact under any collation. The length is our own number, not input.
-            let clause = format!("SUBSTR(e.action, 1, {}) = ?", prefix.chars().count());
-            cond.push(&clause, Bind::Text(prefix.clone()));
+    let actions: Vec<Option<String>> = match &filter.action {
+        None => vec![None],
+        Some(ActionFilter::Exact(action)) => vec![Some(action.clone())],
+        Some(ActionFilter::Prefix(prefix)) => actions(db)
+            .await?
+            .into_iter()
+            .filter(|action| action.starts_with(prefix.as_str()))
+            .map(Some)
+            .collect(),
+    };
+    let mut events = Vec::new();
+    for action in &actions {
+        events.extend(walk(db, action.as_deref(), filter, order, after, below, limit).await?);
+    }
+    if actions.len() > 1 {
+        match order {
+            Order::NewestFirst => events.sort_by(|a, b| b.id.cmp(&a.id)),
+            Order::OldestFirst => events.sort_by(|a, b| a.id.cmp(&b.id)),
         }
-        None => {}
+        events.truncate(usize::try_from(limit.max(0)).unwrap_or(usize::MAX));
+    }
+    Ok(events)
+}
+
+/// Every distinct stored action, skipping through the `(action, id)` index: one seek per
+/// action rather than a scan of the log.
+async fn actions(db: &mut impl Db) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "WITH RECURSIVE a(action) AS ( \
+             SELECT MIN(action) FROM audit_events \
+             UNION ALL \
+             SELECT (SELECT MIN(e.action) FROM audit_events e WHERE e.action > a.action) \
+             FROM a WHERE a.action IS NOT NULL) \
+         SELECT action FROM a WHERE action IS NOT NULL",
+    )
+    .fetch_all(db.raw())
+    .await?)
+}
+
+/// One walk in id order: the events of `action` (any when `None`) matching the rest of
+/// `filter`.
+async fn walk(
+    db: &mut impl Db,
+    action: Option<&str>,
+    filter: &AuditFilter,
+    order: Order,
+    after: Option<&str>,
+    below: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    // On SQLite a time range alone is read through the time index (the unary `+` keeps the
+    // planner off the id index) when it holds few events, or when walking ids would first
+    // pass many events outside it: those newer than `until` walking newest first, those
+    // older than `since` walking oldest first.
+    let by_time = db.backend() == Backend::Sqlite
+        && action.is_none()
+        && filter.agent_id.is_none()
+        && filter.actor_id.is_none()
+        && (filter.since.is_some() || filter.until.is_some())
+        && (in_range(db, filter.since, filter.until).await? < NARROW_RANGE
+            || match order {
+                Order::NewestFirst => {
+                    filter.until.is_some()
+                        && in_range(db, filter.until, None).await? >= NARROW_RANGE
+                }
+                Order::OldestFirst => {
+                    filter.since.is_some()
+                        && in_range(db, None, filter.since).await? >= NARROW_RANGE
+                }
+            });
+    let id = if by_time { "+e.id" } else { "e.id" };
+    let mut cond = Where::default();
+    if let Some(action) = action {
+        cond.push("e.action = ?", Bind::Text(action.to_owned()));
     }
     if let Some(agent_id) = &filter.agent_id {
         cond.push("e.agent_id = ?", Bind::Text(agent_id.clone()));
@@ -167,21 +242,21 @@ pub async fn fetch(
         cond.push("e.occurred_at < ?", Bind::Int(until));
     }
     let (step, direction) = match order {
-        Order::NewestFirst => ("e.id < ?", "DESC"),
-        Order::OldestFirst => ("e.id > ?", "ASC"),
+        Order::NewestFirst => ("<", "DESC"),
+        Order::OldestFirst => (">", "ASC"),
     };
     if let Some(after) = after {
-        cond.push(step, Bind::Text(after.to_owned()));
+        cond.push(&format!("{id} {step} ?"), Bind::Text(after.to_owned()));
     }
     if let Some(below) = below {
-        cond.push("e.id < ?", Bind::Text(below.to_owned()));
+        cond.push(&format!("{id} < ?"), Bind::Text(below.to_owned()));
     }
     let sql = format!(
         "SELECT e.id, e.occurred_at, e.actor_type, e.actor_id, e.actor_label, e.action, \
          e.agent_id, e.target_type, e.target_id, e.target_label, e.ip, e.user_agent, e.details, \
          c.count AS merged_count \
          FROM audit_events e LEFT JOIN audit_event_counts c ON c.event_id = e.id \
-         {} ORDER BY e.id {direction} LIMIT {}",
+         {} ORDER BY {id} {direction} LIMIT {}",
         cond.sql(),
         limit.max(0),
     );
@@ -194,6 +269,23 @@ pub async fn fetch(
     }
     let rows = query.fetch_all(db.raw()).await?;
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// How many events occurred in `[since, until)`, counting no further than `NARROW_RANGE`.
+async fn in_range(
+    db: &mut impl Db,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<i64, StoreError> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM audit_events \
+         WHERE occurred_at >= $1 AND occurred_at < $2 LIMIT {NARROW_RANGE})"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(since.unwrap_or(i64::MIN))
+        .bind(until.unwrap_or(i64::MAX))
+        .fetch_one(db.raw())
+        .await?)
 }
 
 /// Deletes up to `batch` events older than `before` with their counts; returns how many.

@@ -108,6 +108,65 @@ pub async fn append(
     Ok(())
 }
 
+/// Inserts already sealed events and their links in one go (for seeding big workspaces):
+/// `links[i]` is `(seq, prev_hash, hash)` of `events[i]`.
+pub async fn insert_sealed(
+    db: &mut impl Db,
+    events: &[Sealable],
+    links: &[(i64, String, String)],
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(super::rows_per_insert(db, 13)) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let params = (1..=13)
+                    .map(|k| format!("${}", i * 13 + k))
+                    .collect::<Vec<_>>();
+                format!("({})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit_events (id, occurred_at, actor_type, actor_id, actor_label, \
+             action, agent_id, target_type, target_id, target_label, ip, user_agent, details) \
+             VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query.bind(&event.id).bind(event.occurred_at);
+            for field in &event.fields {
+                query = query.bind(field.as_deref());
+            }
+        }
+        query.execute(db.raw()).await?;
+    }
+    let per = super::rows_per_insert(db, 5);
+    for (chunk, link_chunk) in events.chunks(per).zip(links.chunks(per)) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let params = (1..=5)
+                    .map(|k| format!("${}", i * 5 + k))
+                    .collect::<Vec<_>>();
+                format!("({})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit_chain (seq, event_id, occurred_at, prev_hash, hash) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for (event, (seq, prev_hash, hash)) in chunk.iter().zip(link_chunk) {
+            query = query
+                .bind(*seq)
+                .bind(&event.id)
+                .bind(event.occurred_at)
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        query.execute(db.raw()).await?;
+    }
+    Ok(())
+}
+
 /// One link with its event as stored now (`None` when the event row is gone).
 #[derive(Debug)]
 pub struct Link {

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use sqlx::{Row, any::AnyRow};
 
-use super::{Db, StoreError};
+use super::{Backend, Db, StoreError};
 use crate::model::{
     audit::ActorRef,
     contact::{Contact, ContactFields, ContactFilter},
@@ -121,11 +121,6 @@ pub async fn ids_by_email(
     Ok(found)
 }
 
-/// Contacts per multi-row INSERT, and tag rows per INSERT: within both back ends' limits on
-/// bound parameters.
-const INSERT_CHUNK: usize = 500;
-const TAG_CHUNK: usize = 5_000;
-
 /// Inserts new contacts and their tags with a few statements; `Conflict(Unique)` when one's
 /// email is taken.
 pub async fn insert_many(
@@ -133,7 +128,7 @@ pub async fn insert_many(
     agent_id: &str,
     contacts: &[Contact],
 ) -> Result<(), StoreError> {
-    for chunk in contacts.chunks(INSERT_CHUNK) {
+    for chunk in contacts.chunks(super::rows_per_insert(db, 22)) {
         let values = (0..chunk.len())
             .map(|i| {
                 let n = i * 22;
@@ -183,7 +178,7 @@ pub async fn insert_many(
         .iter()
         .flat_map(|c| c.fields.tags.iter().map(|t| (c.id.as_str(), t.as_str())))
         .collect();
-    for chunk in tags.chunks(TAG_CHUNK) {
+    for chunk in tags.chunks(super::rows_per_insert(db, 2)) {
         let values = (0..chunk.len())
             .map(|i| format!("(${}, $1, ${})", 2 * i + 2, 2 * i + 3))
             .collect::<Vec<_>>()
@@ -351,6 +346,23 @@ fn like_escape(text: &str) -> String {
     out
 }
 
+/// Fewer candidates than this from the trigram index: start from them (see `list`).
+const RARE: i64 = 2_000;
+
+/// An FTS5 query asking for every distinct trigram of `q` (each a quoted string, so no
+/// character is query syntax); `None` when `q` has fewer than three characters.
+fn trigram_terms(q: &str) -> Option<String> {
+    let chars: Vec<char> = q.chars().collect();
+    let mut seen = std::collections::HashSet::new();
+    let terms: Vec<String> = chars
+        .windows(3)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|t| seen.insert(t.clone()))
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 enum Bind {
     Text(String),
     Int(i64),
@@ -369,13 +381,36 @@ pub async fn list(
         binds.push(bind);
         binds.len()
     };
+    // On SQLite a query of three or more characters whose trigrams few contacts hold starts
+    // from the trigram index and sorts those few; when many hold them, walking contacts in id
+    // order finds a page of matches soon and needs no index. PostgreSQL's planner weighs its
+    // trigram index against the id order itself.
+    let rare_terms = match filter.q.as_deref().and_then(trigram_terms) {
+        Some(terms) if db.backend() == Backend::Sqlite => {
+            let candidates: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM contacts_search \
+                 WHERE contacts_search MATCH $1 LIMIT {RARE})"
+            ))
+            .bind(&terms)
+            .fetch_one(db.raw())
+            .await?;
+            (candidates < RARE).then_some(terms)
+        }
+        _ => None,
+    };
     // With a tag, walk the tag index in contact-id order and look each contact up (CROSS JOIN
     // keeps SQLite from starting at contacts, which would scan every contact for a rare tag).
-    let (from, order) = match &filter.tag {
-        Some(_) => ("contact_tags t CROSS JOIN contacts c", "t.contact_id"),
-        None => ("contacts c", "c.id"),
+    // From the trigram index, the unary `+` keeps SQLite off the id-ordered indexes.
+    let (from, order, agent_column) = match (&filter.tag, &rare_terms) {
+        (Some(_), _) => (
+            "contact_tags t CROSS JOIN contacts c",
+            "t.contact_id",
+            "c.agent_id",
+        ),
+        (None, Some(_)) => ("contacts c", "+c.id", "+c.agent_id"),
+        (None, None) => ("contacts c", "c.id", "c.agent_id"),
     };
-    let mut conditions = vec!["c.agent_id = $1".to_owned()];
+    let mut conditions = vec![format!("{agent_column} = $1")];
     if let Some(tag) = &filter.tag {
         let n = push(Bind::Text(tag.clone()));
         conditions.push(format!(
@@ -400,6 +435,13 @@ pub async fn list(
             "(c.created_by_id = ${n} OR c.updated_by_id = ${n})"
         ));
     }
+    if let Some(terms) = rare_terms {
+        let n = push(Bind::Text(terms));
+        conditions.push(format!(
+            "c.rowid IN (SELECT rowid FROM contacts_search WHERE contacts_search MATCH ${n})"
+        ));
+    }
+    // The substring test always decides, so results are exactly those of a scan.
     if let Some(q) = &filter.q {
         let n = push(Bind::Text(format!("%{}%", like_escape(q))));
         conditions.push(format!("c.search_text LIKE ${n} ESCAPE '\\'"));
@@ -427,5 +469,12 @@ mod tests {
     #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    #[test]
+    fn trigram_queries_quote_every_trigram_once() {
+        assert_eq!(trigram_terms("ab"), None);
+        assert_eq!(trigram_terms("é\"ß"), Some("\"é\"\"ß\"".into()));
+        assert_eq!(trigram_terms("aaaab"), Some("\"aaa\" AND \"aab\"".into()));
     }
 }

@@ -77,9 +77,28 @@ pub async fn list(db: &mut impl Db, agent_id: &str) -> Result<Vec<ApiKey>, Store
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
-/// Every key of every agent.
-pub async fn list_all(db: &mut impl Db) -> Result<Vec<ApiKey>, StoreError> {
-    let rows = sqlx::query(SELECT).fetch_all(db.raw()).await?;
+/// Up to `limit` keys of every agent in id order after `after`: the cache loads all keys a
+/// page at a time, so that a million keys never sit in memory as rows at once.
+pub async fn page(
+    db: &mut impl Db,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiKey>, StoreError> {
+    let rows = match after {
+        Some(after) => {
+            sqlx::query(&format!("{SELECT} WHERE k.id > $1 ORDER BY k.id LIMIT $2"))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(db.raw())
+                .await?
+        }
+        None => {
+            sqlx::query(&format!("{SELECT} ORDER BY k.id LIMIT $1"))
+                .bind(limit)
+                .fetch_all(db.raw())
+                .await?
+        }
+    };
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
@@ -151,6 +170,60 @@ pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
     .bind(i64::from(key.enabled))
     .execute(db.raw())
     .await?;
+    Ok(())
+}
+
+/// Inserts many new keys with every column, a few statements per thousand (for seeding big
+/// workspaces).
+pub async fn insert_many(db: &mut impl Db, keys: &[ApiKey]) -> Result<(), StoreError> {
+    const COLUMNS: usize = 24;
+    for chunk in keys.chunks(super::rows_per_insert(db, COLUMNS)) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let params = (1..=COLUMNS)
+                    .map(|k| format!("${}", i * COLUMNS + k))
+                    .collect::<Vec<_>>();
+                format!("({})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, \
+             secret_ciphertext, preview, permissions, ip_addresses, expires_at, created_by, \
+             created_at, updated_at, last_used_at, rate_limit_requests, rate_limit_seconds, \
+             enabled, previous_lookup_hash, previous_expires_at, rolled_at, reveal_count, \
+             last_revealed_at, leak_reported_at, permission_uses) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query
+                .bind(&key.id)
+                .bind(&key.agent_id)
+                .bind(&key.name)
+                .bind(&key.description)
+                .bind(&key.lookup_hash)
+                .bind(key.secret_ciphertext.as_deref())
+                .bind(&key.preview)
+                .bind(key.permissions.bits())
+                .bind(ip_text(key))
+                .bind(key.expires_at)
+                .bind(key.created_by.as_deref())
+                .bind(key.created_at)
+                .bind(key.updated_at)
+                .bind(key.last_used_at)
+                .bind(key.rate_limit.map(|l| i64::from(l.requests)))
+                .bind(key.rate_limit.map(|l| i64::from(l.per_seconds)))
+                .bind(i64::from(key.enabled))
+                .bind(key.previous_lookup_hash.as_deref())
+                .bind(key.previous_expires_at)
+                .bind(key.rolled_at)
+                .bind(key.reveal_count)
+                .bind(key.last_revealed_at)
+                .bind(key.leak_reported_at)
+                .bind(serde_json::to_string(&key.permission_uses).unwrap_or_else(|_| "{}".into()));
+        }
+        query.execute(db.raw()).await?;
+    }
     Ok(())
 }
 

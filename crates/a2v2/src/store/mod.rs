@@ -133,6 +133,18 @@ impl sealed::Raw for Conn {
 impl Db for Tx {}
 impl Db for Conn {}
 
+/// Rows per multi-row INSERT of `columns` parameters each. SQLite looks a parameter's name up
+/// by walking the statement's list of names, so binding costs grow with the square of the
+/// parameters in one statement: a few hundred per statement is fastest there. PostgreSQL
+/// binds by position; there fewer, larger statements save round trips (its limit is 65,535).
+pub(crate) fn rows_per_insert(db: &impl Db, columns: usize) -> usize {
+    let parameters = match db.backend() {
+        Backend::Sqlite => 500,
+        Backend::Postgres => 30_000,
+    };
+    (parameters / columns.max(1)).max(1)
+}
+
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.inner.commit().await.map_err(StoreError::from)
@@ -437,6 +449,61 @@ mod tests {
         assert_eq!(unknown.created_by.kind, "system");
         assert_eq!(unknown.created_by.label.as_deref(), Some("unknown"));
         assert_eq!(unknown.updated_by, unknown.created_by);
+    }
+
+    /// Contacts that exist when the search index is created are found through it.
+    #[tokio::test]
+    async fn the_search_index_covers_contacts_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = dir.path().join("older");
+        std::fs::create_dir(&older).unwrap();
+        for name in versions("sqlite")
+            .iter()
+            .filter(|name| name.as_str() < "0013")
+        {
+            std::fs::copy(
+                format!("{}/migrations/sqlite/{name}", env!("CARGO_MANIFEST_DIR")),
+                older.join(name),
+            )
+            .unwrap();
+        }
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.primary.pool();
+        Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
+            "INSERT INTO contacts (id, agent_id, tags, attributes, search_text, version, \
+             created_at, updated_at) VALUES ('ct_1', 'agt_1', '[]', '{}', 'ada lovelace', 1, 0, 0), \
+             ('ct_2', 'agt_1', '[]', '{}', 'grace hopper', 1, 0, 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        store.migrate().await.unwrap();
+        let indexed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM contacts_search WHERE contacts_search MATCH '\"lov\"'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(indexed, 1);
+        let mut conn = store.conn().await.unwrap();
+        let filter = crate::model::contact::ContactFilter {
+            q: Some("ovel".into()),
+            ..Default::default()
+        };
+        let found = contacts::list(&mut conn, "agt_1", &filter, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["ct_1"]
+        );
     }
 
     #[test]

@@ -21,4 +21,6 @@ mod members;
 mod metrics;
 mod netfault;
 mod openapi;
+mod search;
+mod seed;
 mod slow_clients;
