@@ -402,15 +402,14 @@ mod tests {
         assert_eq!(count, 2);
     }
 
-    /// Contacts written before provenance was recorded take their writers from the audit log.
-    #[tokio::test]
-    async fn provenance_of_older_contacts_comes_from_the_audit_log() {
+    /// An SQLite store with the migrations before `version` applied, and its pool.
+    async fn migrated_before(version: &str) -> (tempfile::TempDir, Store, sqlx::AnyPool) {
         let dir = tempfile::tempdir().unwrap();
         let older = dir.path().join("older");
         std::fs::create_dir(&older).unwrap();
         for name in versions("sqlite")
             .iter()
-            .filter(|name| name.as_str() < "0011")
+            .filter(|name| name.as_str() < version)
         {
             std::fs::copy(
                 format!("{}/migrations/sqlite/{name}", env!("CARGO_MANIFEST_DIR")),
@@ -427,6 +426,13 @@ mod tests {
             .run(&pool)
             .await
             .unwrap();
+        (dir, store, pool)
+    }
+
+    /// Contacts written before provenance was recorded take their writers from the audit log.
+    #[tokio::test]
+    async fn provenance_of_older_contacts_comes_from_the_audit_log() {
+        let (_dir, store, pool) = migrated_before("0011").await;
         let statements = [
             "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
             "INSERT INTO contacts (id, agent_id, tags, attributes, search_text, version, \
@@ -454,28 +460,7 @@ mod tests {
     /// Contacts that exist when the search index is created are found through it.
     #[tokio::test]
     async fn the_search_index_covers_contacts_written_before_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let older = dir.path().join("older");
-        std::fs::create_dir(&older).unwrap();
-        for name in versions("sqlite")
-            .iter()
-            .filter(|name| name.as_str() < "0013")
-        {
-            std::fs::copy(
-                format!("{}/migrations/sqlite/{name}", env!("CARGO_MANIFEST_DIR")),
-                older.join(name),
-            )
-            .unwrap();
-        }
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let pool = store.primary.pool();
-        Migrator::new(older.as_path())
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
+        let (_dir, store, pool) = migrated_before("0013").await;
         for statement in [
             "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
             "INSERT INTO contacts (id, agent_id, tags, attributes, search_text, version, \
