@@ -225,6 +225,9 @@ async fn verification_answers_in_the_documented_order() {
     assert!(!unknown.text.contains("checksum"), "401 must not say why");
 }
 
+/// Storage acquisitions of background tasks allowed while 200 requests run.
+const BACKGROUND_ACQUISITIONS: u64 = 12;
+
 #[tokio::test]
 async fn a_flipped_checksum_is_rejected_without_touching_storage() {
     let server = Server::start().await;
@@ -258,9 +261,11 @@ async fn a_flipped_checksum_is_rejected_without_touching_storage() {
         .metric("a2v2_api_key_verifications_total{outcome=\"malformed\"}")
         .await;
     assert_eq!(malformed_after - malformed_before, 200);
-    // Only the background denial-count flush (every 2 s) may touch storage meanwhile.
+    // Only background work may touch storage meanwhile (the denial-count flush every 2 s, the
+    // job queue's and the key feed's polls), a few times a second on a slow machine; a path
+    // that touched storage would show 200.
     assert!(
-        after - before <= 3,
+        after - before <= BACKGROUND_ACQUISITIONS,
         "{} storage acquisitions for 200 requests",
         after - before
     );
@@ -275,7 +280,7 @@ async fn a_flipped_checksum_is_rejected_without_touching_storage() {
     }
     let after = server.metric("a2v2_db_acquires_total").await;
     assert!(
-        after - before <= 3,
+        after - before <= BACKGROUND_ACQUISITIONS,
         "{} storage acquisitions for 200 requests",
         after - before
     );
