@@ -333,7 +333,7 @@ async fn documents_ocr_a_40_page_scan_is_read_through_the_queue() {
     reply.expect(202, None);
     assert_eq!(reply.body["status"], "processing");
     let id = reply.body["id"].as_str().unwrap();
-    let done = wait_done(&w.server, &w.key, id, Duration::from_secs(120)).await;
+    let done = wait_done(&w.server, &w.key, id, Duration::from_secs(240)).await;
     println!("40 scanned pages read in {:?}", started.elapsed());
     assert_read(&done.body, "scan-40.pdf", SMALL_CARD);
     assert_eq!(done.body["page_count"], 40);

@@ -100,7 +100,7 @@ async fn documents_queued_before_a_graceful_stop_are_finished_after_the_restart(
     );
 
     w.server.restart();
-    let docs = wait_all_done(&w.server, &w.key, Duration::from_secs(120)).await;
+    let docs = wait_all_done(&w.server, &w.key, Duration::from_secs(240)).await;
     assert_eq!(docs.len(), COUNT);
     for doc in &docs {
         assert_eq!(doc["status"], "succeeded", "{doc}");
@@ -190,7 +190,7 @@ async fn documents_two_nodes_share_the_queue_and_one_is_killed_midway() {
     let first_at_kill = w.server.metric(SUCCEEDED).await;
     uploads.join_all().await;
 
-    let docs = wait_all_done(&w.server, &w.key, Duration::from_secs(120)).await;
+    let docs = wait_all_done(&w.server, &w.key, Duration::from_secs(240)).await;
     assert_eq!(docs.len(), COUNT);
     let mut succeeded = 0;
     for doc in &docs {
