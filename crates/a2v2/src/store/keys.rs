@@ -146,35 +146,11 @@ pub async fn clear_copies(db: &mut impl Db) -> Result<u64, StoreError> {
 
 /// Inserts a key; `Conflict(ForeignKey)` when its agent is gone.
 pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, secret_ciphertext, \
-         preview, permissions, ip_addresses, expires_at, created_by, created_at, updated_at, \
-         rate_limit_requests, rate_limit_seconds, enabled) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&key.id)
-    .bind(&key.agent_id)
-    .bind(&key.name)
-    .bind(&key.description)
-    .bind(&key.lookup_hash)
-    .bind(key.secret_ciphertext.as_deref())
-    .bind(&key.preview)
-    .bind(key.permissions.bits())
-    .bind(ip_text(key))
-    .bind(key.expires_at)
-    .bind(key.created_by.as_deref())
-    .bind(key.created_at)
-    .bind(key.updated_at)
-    .bind(key.rate_limit.map(|l| i64::from(l.requests)))
-    .bind(key.rate_limit.map(|l| i64::from(l.per_seconds)))
-    .bind(i64::from(key.enabled))
-    .execute(db.raw())
-    .await?;
-    Ok(())
+    insert_many(db, std::slice::from_ref(key)).await
 }
 
-/// Inserts many new keys with every column, a few statements per thousand (for seeding big
-/// workspaces).
+/// Inserts keys with every column, in as few statements as the back end's parameter limit
+/// allows (one key when created, many when seeding big workspaces).
 pub async fn insert_many(db: &mut impl Db, keys: &[ApiKey]) -> Result<(), StoreError> {
     const COLUMNS: usize = 24;
     for chunk in keys.chunks(super::rows_per_insert(db, COLUMNS)) {
