@@ -1,6 +1,7 @@
 //! Contacts: each agent's CRM records (SPEC §3 Contacts). Every read and write is scoped to
 //! the owning agent, so another agent's contact is indistinguishable from a missing one.
 
+mod batch;
 pub mod cache;
 pub mod csv;
 pub mod export;

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{
     ListQuery, Precondition,
+    batch::Batcher,
     cache::{ContactCache, Entry},
     idempotency::{self, Idempotency},
     validation::ContactPatch,
@@ -37,6 +38,8 @@ pub enum Created {
 pub struct Contacts {
     pub(super) store: Store,
     pub(super) cache: ContactCache,
+    /// Reads by id share statements where each costs a round trip (several nodes).
+    batch: Option<Batcher>,
 }
 
 fn target(contact: &Contact) -> Target {
@@ -61,7 +64,12 @@ impl Contacts {
     /// PostgreSQL other nodes change the same rows.
     pub fn new(store: Store) -> Self {
         let cache = ContactCache::new(!store.is_shared());
-        Self { store, cache }
+        let batch = store.is_shared().then(Batcher::default);
+        Self {
+            store,
+            cache,
+            batch,
+        }
     }
 
     /// Entries and bytes held by the read cache.
@@ -213,6 +221,9 @@ impl Contacts {
     }
 
     pub async fn get(&self, agent_id: &str, id: &str) -> Result<Contact> {
+        if let Some(batch) = &self.batch {
+            return Ok(batch.get(&self.store, agent_id, id).await?);
+        }
         let mut conn = self.store.conn().await?;
         Ok(store::contacts::get(&mut conn, agent_id, id).await?)
     }

@@ -523,13 +523,9 @@ async fn keep_lease(store: store::Store, job_id: String, token: String, lease: D
     }
 }
 
-/// How much lower than the server's own the CPU priority of extraction threads is (a nice
-/// value, 0–19).
-const EXTRACTION_NICENESS: i32 = 10;
-
-/// Runs `work` on a thread of its own at a lower CPU priority, so that a busy extraction pool
-/// slows extraction, not the API: request handling and key verification win the cores.
-/// Threads that OCR starts inherit the priority. The receiver fails if `work` panicked.
+/// Runs `work` on a thread of its own in the idle scheduling class, so that a busy extraction
+/// pool slows extraction, not the API: request handling and key verification win the cores.
+/// Threads that OCR starts inherit the class. The receiver fails if `work` panicked.
 fn on_background_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<T> {
@@ -546,13 +542,20 @@ fn on_background_thread<T: Send + 'static>(
     receiver
 }
 
+/// `SCHED_IDLE` rather than a nice value: a thread of normal priority that wakes up (a request
+/// arriving) takes the core from an idle-class thread at once, where a niced one would first
+/// finish its time slice, a millisecond or more of latency for the request. Falls back to the
+/// lowest nice value where the idle class is refused.
+#[allow(unsafe_code)]
 fn lower_priority() {
-    use rustix::{process, thread};
-    let me = Some(thread::gettid());
-    let lowered = process::getpriority_process(me)
-        .map(|nice| (nice + EXTRACTION_NICENESS).min(19))
-        .and_then(|nice| process::setpriority_process(me, nice));
-    if let Err(err) = lowered {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: the call only reads `param`, which outlives it; pid 0 is the calling thread.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if idle == 0 {
+        return;
+    }
+    let me = Some(rustix::thread::gettid());
+    if let Err(err) = rustix::process::setpriority_process(me, 19) {
         tracing::debug!(error = %err, "cannot lower the priority of an extraction thread");
     }
 }

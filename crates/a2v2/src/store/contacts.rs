@@ -81,6 +81,30 @@ pub async fn get(db: &mut impl Db, agent_id: &str, id: &str) -> Result<Contact, 
     Ok(from_row(&row)?)
 }
 
+/// The contacts with these ids, of whichever agents, each with its agent's id: the caller
+/// matches them to the agents that asked. The ids travel as one JSON array parameter.
+pub async fn get_many(
+    db: &mut impl Db,
+    ids: &[&str],
+) -> Result<Vec<(String, Contact)>, StoreError> {
+    // As an array, PostgreSQL walks the primary key for each id; as `IN (SELECT …)` it may
+    // plan a hash join over the whole table.
+    let matches = match db.backend() {
+        Backend::Sqlite => "IN (SELECT value FROM json_each($1))",
+        Backend::Postgres => "= ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT c.agent_id, {COLUMNS} FROM contacts c WHERE c.id {matches}"
+    ))
+    .bind(json_text(&ids)?)
+    .fetch_all(db.raw())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Ok((row.try_get("agent_id")?, from_row(row)?)))
+        .collect::<Result<_, sqlx::Error>>()?)
+}
+
 /// The id of the agent's contact with this email (case-insensitively).
 pub async fn id_by_email(
     db: &mut impl Db,

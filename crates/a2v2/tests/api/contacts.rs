@@ -587,6 +587,77 @@ async fn another_agents_contacts_do_not_exist() {
     assert_eq!(theirs_now.body["version"], 1);
 }
 
+/// Many reads at once (on PostgreSQL they share statements): each key sees exactly its own
+/// agent's contacts, repeated ids included, and another agent's are missing.
+#[tokio::test]
+async fn concurrent_reads_answer_each_agent_with_its_own_contacts() {
+    let w = world().await;
+    let agent_b = w.owner.create_agent("Other bot").await;
+    let (_, key_b) = w.owner.create_key(&agent_b, ALL).await;
+    let mut contacts = Vec::new();
+    for n in 0..8 {
+        let mine = create(&w, json!({"first_name": format!("Mine {n}")})).await;
+        let theirs = w
+            .server
+            .v1(
+                Method::POST,
+                "/v1/contacts",
+                &key_b,
+                Some(json!({"first_name": format!("Theirs {n}")})),
+            )
+            .await;
+        theirs.expect(201, None);
+        contacts.push((
+            id(&mine),
+            format!("Mine {n}"),
+            id(&theirs.body),
+            format!("Theirs {n}"),
+        ));
+    }
+    let http = reqwest::Client::new();
+    let mut reads = Vec::new();
+    for round in 0..25 {
+        for (mine, mine_name, theirs, theirs_name) in &contacts {
+            // Every (key, contact) pair, in a different order each round.
+            let pairs = [
+                (w.key.clone(), mine.clone(), Some(mine_name.clone())),
+                (w.key.clone(), theirs.clone(), None),
+                (key_b.clone(), theirs.clone(), Some(theirs_name.clone())),
+                (key_b.clone(), mine.clone(), None),
+            ];
+            for (key, contact, expected) in pairs.into_iter().cycle().skip(round % 4).take(4) {
+                let url = format!("{}/v1/contacts/{contact}", w.server.url);
+                let http = http.clone();
+                reads.push(tokio::spawn(async move {
+                    let reply = read(
+                        http.get(url)
+                            .bearer_auth(key)
+                            .send()
+                            .await
+                            .expect("request"),
+                    )
+                    .await;
+                    (reply, contact, expected)
+                }));
+            }
+        }
+    }
+    assert_eq!(reads.len(), 800);
+    for read in reads {
+        let (reply, contact, expected) = read.await.unwrap();
+        match expected {
+            Some(name) => {
+                reply.expect(200, None);
+                assert_eq!(reply.body["id"], contact.as_str());
+                assert_eq!(reply.body["first_name"], name.as_str());
+            }
+            None => {
+                reply.expect(404, Some("not_found"));
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn reads_after_writes_see_the_write() {
     let w = world().await;
