@@ -62,6 +62,18 @@ Findings:
   on connections kept apart from the pool (`store/readers.rs`), checked only after a
   connection failure was seen, after 10 s idle, or after a failover; transactions keep the
   pool.
+- Reads by id share statements (`contacts/batch.rs`): at most four statements are in
+  flight per node, and reads asked for meanwhile queue; the next free one takes the whole
+  queue in one `WHERE id = ANY(…)`. A read still starts after it was asked for, so it sees
+  every write committed before; alone, it goes at once. Under this load that cut
+  PostgreSQL's share of the CPU and raised one node from about 13,800–15,700 to
+  16,200–18,300 requests/s and two nodes from about 15,000 to 22,000–25,000 (A/B runs of
+  both builds alternately, with a compiler running on the same cores). Written first as
+  `IN (SELECT …)`, PostgreSQL planned a hash join over the whole table, and throughput fell
+  to a third: the array form walks the primary key.
+- What is left is mostly the server's own request path and thread wake-ups (a perf profile
+  of the node: scheduler switches and wake-ups about a fifth of its samples, allocation and
+  the `Any` row conversion next), and the cores it shares with PostgreSQL and wrk.
 - pgbench, wrk and the servers share the machine's two cores, and during the a2v2 runs
   PostgreSQL shares them with a2v2 and wrk too: the ratio is conservative.
 NOTES_EOF
