@@ -8,13 +8,6 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
-};
-
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::Response,
 };
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -50,7 +43,7 @@ impl RouteMetrics {
         }
     }
 
-    fn observe(&self, status: u16, seconds: f64) {
+    pub(super) fn observe(&self, status: u16, seconds: f64) {
         let slot = STATUSES
             .iter()
             .position(|s| *s == status)
@@ -136,18 +129,6 @@ impl Registry {
             );
         }
     }
-}
-
-/// Layer of one route: times the request and counts its status.
-pub async fn observe(
-    State(metrics): State<Arc<RouteMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics.observe(response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::state::AppState;
@@ -51,9 +52,11 @@ pub fn router(state: AppState, registry: Arc<Registry>, serve_metrics: bool) -> 
     if serve_metrics {
         routes = routes.route("/metrics", get(ops::metrics));
     }
-    let routes = routes
-        .layer(Extension(registry))
-        .layer(Extension(openapi::Rendered::render()));
+    let routes = routes.layer(
+        ServiceBuilder::new()
+            .layer(Extension(openapi::Rendered::render()))
+            .layer(Extension(registry)),
+    );
     with_layers(routes.with_state(state))
 }
 
@@ -67,40 +70,34 @@ pub fn metrics_router(state: AppState, registry: Arc<Registry>) -> Router {
 }
 
 /// The cross-cutting layers: body limit, panic recovery, error shape, security headers and
-/// request ids (outermost, so every log line and response carries one).
+/// request ids (outermost, so every log line and response carries one). One stack added
+/// at once: each `Router::layer` call boxes every route once more, and a boxed service is
+/// cloned, allocation by allocation, for every request that passes through it.
 fn with_layers(routes: Router) -> Router {
-    routes
-        .fallback(fallback)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(from_fn(request_id::assign))
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    routes.fallback(fallback).layer(
+        ServiceBuilder::new()
+            .layer(from_fn(request_id::assign))
+            .layer(header(
+                HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ))
+            .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(header(header::REFERRER_POLICY, "no-referrer"))
+            .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(header(header::CACHE_CONTROL, "no-store"))
+            .layer(header(
+                header::CONTENT_SECURITY_POLICY,
+                web::CONTENT_SECURITY_POLICY,
+            ))
+            .layer(CatchPanicLayer::custom(|_| {
+                tracing::error!("a handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }))
+            .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+    )
 }
 
 async fn fallback(request: Request) -> Response {

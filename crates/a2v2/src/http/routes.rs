@@ -2,7 +2,10 @@
 //! is built from these tables, each route wrapped in its guard with what it requires, so a
 //! route cannot exist without its entry and a method cannot be open by omission.
 
-use std::time::Duration;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -21,7 +24,7 @@ use super::{
     contacts, documents,
     error::ApiError,
     keys, members,
-    metrics::{self, Registry},
+    metrics::{Registry, RouteMetrics},
     sessions,
 };
 use crate::{
@@ -488,14 +491,14 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     for path in paths {
         let mut methods = MethodRouter::new().fallback(refuse_method);
         for route in table.iter().filter(|route| route.path == path) {
-            let mut handler = (route.handler)(filter_of(&route.method));
-            if route.timed {
-                handler = handler.route_layer(from_fn_with_state(timeout, within));
-            }
+            let handler = (route.handler)(filter_of(&route.method));
             let guarded_handler = guard(handler, guarded(&route.requires));
             let observed = guarded_handler.route_layer(from_fn_with_state(
-                registry.register(route.method.as_str(), route.path),
-                metrics::observe,
+                Observed {
+                    metrics: registry.register(route.method.as_str(), route.path),
+                    timeout: route.timed.then_some(timeout),
+                },
+                observe,
             ));
             methods = methods.merge(observed);
         }
@@ -504,16 +507,32 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     router
 }
 
-/// Answers 503 `unavailable` when the handler takes longer than `timeout`; the client may
-/// retry.
-async fn within(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
-            ApiError::Unavailable { retry_after: 1 }.into_response()
-        }
-    }
+/// What wraps each route outside its guard, in one layer (each layer is one more boxed
+/// service to clone per request): the route's metrics and, for timed routes, the timeout.
+#[derive(Clone)]
+struct Observed {
+    metrics: Arc<RouteMetrics>,
+    timeout: Option<Duration>,
+}
+
+/// Times the request and counts its status; a timed route that takes longer than its
+/// timeout answers 503 `unavailable`, and the client may retry.
+async fn observe(State(observed): State<Observed>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = match observed.timeout {
+        None => next.run(request).await,
+        Some(timeout) => match tokio::time::timeout(timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+                ApiError::Unavailable { retry_after: 1 }.into_response()
+            }
+        },
+    };
+    observed
+        .metrics
+        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 /// The `/v1` and `/api` routes with their guards.
