@@ -386,8 +386,8 @@ pub async fn introspect(principal: Principal) -> Json<KeyIntrospection> {
     let key = &principal.key;
     Json(KeyIntrospection {
         id: key.id.clone(),
-        name: key.name.clone(),
-        agent_id: key.agent_id.clone(),
+        name: key.name.to_string(),
+        agent_id: key.agent_id.to_string(),
         permissions: key.permissions,
         access: key.permissions.access(),
         ip_addresses: ip::display_list(&key.ip_nets),

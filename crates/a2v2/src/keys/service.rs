@@ -29,7 +29,7 @@ use crate::{
     model::{
         audit::{By, NewEvent, Target},
         ip,
-        key::{ApiKey, KeyView},
+        key::{ApiKey, KeyCore, KeyView},
         now_ms,
         time::opt_rfc3339,
     },
@@ -161,11 +161,16 @@ impl Keys {
 
     /// Serves the key as stored, or, if its stored form cannot be read, refuses it.
     fn cache_row(&self, row: &ApiKey) {
-        match CachedKey::from_stored(row, self.0.coordinated) {
-            Some(cached) => self.0.cache.put(cached),
-            None => {
-                tracing::error!(key_id = %row.id, "stored key is unreadable; it is refused");
-                self.0.cache.remove(&row.id);
+        self.cache_key(KeyCore::from(row));
+    }
+
+    fn cache_key(&self, key: KeyCore) {
+        let agent_id = self.0.cache.agent_id(&key.agent_id);
+        match CachedKey::from_stored(key, agent_id, self.0.coordinated) {
+            Ok(cached) => self.0.cache.put(cached),
+            Err(key_id) => {
+                tracing::error!(%key_id, "stored key is unreadable; it is refused");
+                self.0.cache.remove(&key_id);
             }
         }
     }
@@ -642,20 +647,25 @@ impl Keys {
         // Ids seen, to drop cached keys storage no longer has; not needed when the cache
         // starts empty (at start-up), which keeps a million ids out of memory there.
         let mut stored = (!self.0.cache.is_empty()).then(std::collections::HashSet::new);
+        if stored.is_none() {
+            let total = store::keys::count(&mut conn).await?;
+            self.0.cache.reserve(usize::try_from(total).unwrap_or(0));
+        }
         let mut count = 0;
         let mut after: Option<String> = None;
         loop {
-            let rows = store::keys::page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
-            for row in &rows {
-                self.cache_row(row);
-            }
+            let keys = store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
+            let full = keys.len() as i64 == LOAD_PAGE;
+            count += keys.len();
+            after = keys.last().map(|key| key.id.clone());
             if let Some(stored) = &mut stored {
-                stored.extend(rows.iter().map(|row| row.id.clone()));
+                stored.extend(keys.iter().map(|key| key.id.clone()));
             }
-            count += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == LOAD_PAGE => after = Some(last.id.clone()),
-                _ => break,
+            for key in keys {
+                self.cache_key(key);
+            }
+            if !full {
+                break;
             }
         }
         if let Some(stored) = stored {
