@@ -53,7 +53,7 @@ pub fn seen() -> u64 {
 pub struct Denial {
     pub reason: &'static str,
     /// The key's id, name and agent id, as the key cache holds them.
-    pub key: Option<(String, Box<str>, Arc<str>)>,
+    pub key: Option<(String, String, Arc<str>)>,
     pub ip: String,
     pub user_agent: Option<String>,
     pub method: String,

@@ -30,28 +30,35 @@ use crate::{
 };
 
 /// What verification needs to know about one key. The cache holds one per key, a million in
-/// a big workspace: the agent id is shared between the agent's keys, what few keys have is
-/// boxed, and texts and lists are boxed slices without spare capacity (176 bytes in all, an
-/// allocation of 192 with the `Arc`'s counts).
+/// a big workspace, so the entry is kept small (136 bytes, an allocation of 152 with the
+/// `Arc`'s counts, which the allocator serves from its 160-byte class): the id and the name
+/// share one allocation, the agent id is shared between the agent's keys, and what few keys
+/// have (an IP list, a previous secret) is boxed apart.
 #[derive(Debug)]
 pub struct CachedKey {
-    pub id: String,
+    /// The id, then the name.
+    text: Box<str>,
+    id_len: u32,
     pub agent_id: Arc<str>,
-    pub name: Box<str>,
     hash: Words,
     pub permissions: Permissions,
-    pub ip_nets: Box<[IpNet]>,
     pub expires_at: Option<i64>,
     /// False while the key is paused.
     pub enabled: bool,
-    /// The hash of the secret before the last roll, and until when (unix ms) it works. Boxed:
-    /// few keys have one, and the cache holds every key.
-    previous: Option<Box<(Words, i64)>>,
+    rare: Option<Box<Rare>>,
     pub limiter: Option<Arc<Limiter>>,
     /// Unix ms of the latest successful use; flushed to storage in batches.
     pub last_used: AtomicI64,
     flushed_last_used: AtomicI64,
     pub usage: Usage,
+}
+
+/// What few keys have.
+#[derive(Debug, Default)]
+struct Rare {
+    ip_nets: Box<[IpNet]>,
+    /// The hash of the secret before the last roll, and until when (unix ms) it works.
+    previous: Option<(Words, i64)>,
 }
 
 impl CachedKey {
@@ -67,16 +74,23 @@ impl CachedKey {
         last_used: Option<i64>,
     ) -> Self {
         let last_used = last_used.unwrap_or(0);
+        let id_len = u32::try_from(id.len()).unwrap_or(u32::MAX);
+        let mut text = id;
+        text.push_str(&name);
         Self {
-            id,
+            text: text.into_boxed_str(),
+            id_len,
             agent_id,
-            name: name.into(),
             hash: words(&hash),
             permissions,
-            ip_nets: ip_nets.into(),
             expires_at,
             enabled: true,
-            previous: None,
+            rare: (!ip_nets.is_empty()).then(|| {
+                Box::new(Rare {
+                    ip_nets: ip_nets.into(),
+                    previous: None,
+                })
+            }),
             limiter: None,
             last_used: AtomicI64::new(last_used),
             flushed_last_used: AtomicI64::new(last_used),
@@ -119,18 +133,36 @@ impl CachedKey {
         Ok(key)
     }
 
-    /// The hash of the secret before the last roll, and until when it works.
+    pub fn id(&self) -> &str {
+        self.text.get(..self.id_len as usize).unwrap_or(&self.text)
+    }
+
+    pub fn name(&self) -> &str {
+        self.text.get(self.id_len as usize..).unwrap_or_default()
+    }
+
+    /// The addresses the key may be used from; empty for any.
+    pub fn ip_nets(&self) -> &[IpNet] {
+        self.rare.as_ref().map_or(&[], |rare| &rare.ip_nets)
+    }
+
+    /// Sets the hash of the secret before the last roll, and until when (unix ms) it works.
     pub fn set_previous(&mut self, previous: Option<(LookupHash, i64)>) {
-        self.previous = previous.map(|(hash, until)| Box::new((words(&hash), until)));
+        let previous = previous.map(|(hash, until)| (words(&hash), until));
+        match (&mut self.rare, previous) {
+            (Some(rare), previous) => rare.previous = previous,
+            (None, None) => {}
+            (None, previous) => {
+                self.rare = Some(Box::new(Rare {
+                    previous,
+                    ..Rare::default()
+                }));
+            }
+        }
     }
 
     fn previous(&self) -> Option<&(Words, i64)> {
-        self.previous.as_deref()
-    }
-
-    /// Until when (unix ms) the secret before the last roll works, if the key has one.
-    pub fn previous_until(&self) -> Option<i64> {
-        self.previous().map(|&(_, until)| until)
+        self.rare.as_ref()?.previous.as_ref()
     }
 
     pub fn last_used_at(&self) -> Option<i64> {
@@ -222,13 +254,13 @@ struct ById(Arc<CachedKey>);
 
 impl Hash for ById {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.id.as_str().hash(state);
+        self.0.id().hash(state);
     }
 }
 
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+        self.0.id() == other.0.id()
     }
 }
 
@@ -236,7 +268,7 @@ impl Eq for ById {}
 
 impl Borrow<str> for ById {
     fn borrow(&self) -> &str {
-        &self.0.id
+        self.0.id()
     }
 }
 
@@ -392,7 +424,8 @@ impl KeyCache {
     fn remember(&self, tag: u128, entry: &Arc<CachedKey>, previous: bool) {
         let record = || {
             self.verified.insert(tag, (Arc::clone(entry), previous));
-            self.tag_of.entry(entry.id.clone()).or_default()[usize::from(previous)] = Some(tag);
+            self.tag_of.entry(entry.id().to_owned()).or_default()[usize::from(previous)] =
+                Some(tag);
         };
         // `current`, the shard's read guard, lives until the end of each branch.
         match (entry.previous(), previous) {
@@ -460,7 +493,7 @@ impl KeyCache {
     /// same) rate-limit counts across edits. Tags of secrets the key still has move to the
     /// new entry; the others are forgotten.
     pub fn put(&self, mut key: CachedKey) {
-        let before = self.get(&key.id);
+        let before = self.get(key.id());
         if let Some(before) = &before {
             let used = before.last_used.load(Ordering::Relaxed);
             key.last_used.fetch_max(used, Ordering::Relaxed);
@@ -497,7 +530,7 @@ impl KeyCache {
             .as_ref()
             .is_some_and(|before| before.limiter.is_some())
         {
-            self.limited.remove(&key.id);
+            self.limited.remove(key.id());
         }
         self.retag(&key, before.as_deref());
     }
@@ -515,7 +548,7 @@ impl KeyCache {
     /// concurrent `remember` of the old entry has either finished (and is re-pointed here) or
     /// finds the old entry no longer current.
     fn retag(&self, key: &Arc<CachedKey>, before: Option<&CachedKey>) {
-        let Some((_, tags)) = self.tag_of.remove(&key.id) else {
+        let Some((_, tags)) = self.tag_of.remove(key.id()) else {
             return;
         };
         let secret_of = |slot: usize| -> Option<Words> {
@@ -544,7 +577,7 @@ impl KeyCache {
             }
         }
         if kept.iter().any(Option::is_some) {
-            self.tag_of.insert(key.id.clone(), kept);
+            self.tag_of.insert(key.id().to_owned(), kept);
         }
     }
 
@@ -565,8 +598,8 @@ impl KeyCache {
             .by_id
             .0
             .iter()
-            .filter(|entry| !keep(&entry.key().0.id))
-            .map(|entry| entry.key().0.id.clone())
+            .filter(|entry| !keep(entry.key().0.id()))
+            .map(|entry| entry.key().0.id().to_owned())
             .collect();
         for key_id in gone {
             self.remove(&key_id);
@@ -600,7 +633,7 @@ impl KeyCache {
         self.for_each(|entry| {
             let used = entry.last_used.load(Ordering::Relaxed);
             if used > entry.flushed_last_used.load(Ordering::Relaxed) {
-                uses.push((entry.id.clone(), used));
+                uses.push((entry.id().to_owned(), used));
             }
         });
         uses
@@ -645,7 +678,7 @@ mod tests {
         let cache = cache();
         let key = format::generate();
         cache.put(entry(&cache, "key_1", &key, None));
-        assert_eq!(cache.verify(&key, 0).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&key, 0).unwrap().id(), "key_1");
         assert_eq!(
             cache.verify(&format::generate(), 0).unwrap_err(),
             Rejection::Unknown
@@ -736,8 +769,8 @@ mod tests {
         rolled.set_previous(Some((cache.secrets().lookup_hash(&old), 1_000)));
         cache.put(rolled);
         assert!(cache.knows(&old) && !cache.knows(&new));
-        assert_eq!(cache.verify(&new, 999).unwrap().id, "key_1");
-        assert_eq!(cache.verify(&old, 999).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&new, 999).unwrap().id(), "key_1");
+        assert_eq!(cache.verify(&old, 999).unwrap().id(), "key_1");
         assert_eq!(cache.verify(&old, 1_000).unwrap_err(), Rejection::Unknown);
         // Rolled again without grace: the first secret is gone from every index.
         cache.put(entry(&cache, "key_1", &format::generate(), None));

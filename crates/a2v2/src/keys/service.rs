@@ -55,7 +55,7 @@ struct Inner {
 }
 
 /// Keys read per query when loading them all.
-const LOAD_PAGE: i64 = 5_000;
+const LOAD_PAGE: i64 = 1_000;
 
 /// The id under which the incident switch travels in the key change feed.
 pub const SWITCH_ID: &str = "keys_suspension";
@@ -517,7 +517,7 @@ impl Keys {
                 let mut tx = self.0.store.begin().await?;
                 let answer = store::rate_limits::reserve(
                     &mut tx,
-                    &key.id,
+                    key.id(),
                     limiter.limit.requests,
                     (current - super::limiter::BUCKETS, current),
                     &asked,
@@ -713,8 +713,8 @@ impl Keys {
             let mut tx = self.0.store.begin().await?;
             store::keys::record_uses(&mut tx, &uses).await?;
             for (key, batch) in &usage {
-                store::keys::record_permission_uses(&mut tx, &key.id, &batch.permissions).await?;
-                store::keys::record_clients(&mut tx, &key.id, &batch.clients).await?;
+                store::keys::record_permission_uses(&mut tx, key.id(), &batch.permissions).await?;
+                store::keys::record_clients(&mut tx, key.id(), &batch.clients).await?;
             }
             tx.commit().await
         }
