@@ -213,16 +213,8 @@ pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
 /// allows (one key when created, many when seeding big workspaces).
 pub async fn insert_many(db: &mut impl Db, keys: &[ApiKey]) -> Result<(), StoreError> {
     const COLUMNS: usize = 24;
-    for chunk in keys.chunks(super::rows_per_insert(db, COLUMNS)) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params = (1..=COLUMNS)
-                    .map(|k| format!("${}", i * COLUMNS + k))
-                    .collect::<Vec<_>>();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+    for chunk in keys.chunks(super::rows_per_values(db, COLUMNS)) {
+        let values = super::values_list(db, chunk.len(), COLUMNS);
         let sql = format!(
             "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, \
              secret_ciphertext, preview, permissions, ip_addresses, expires_at, created_by, \
