@@ -799,4 +799,82 @@ mod tests {
         cache.put(entry(&cache, "key_1", &key, None));
         assert_eq!(cache.get("key_1").unwrap().last_used_at(), Some(5_000));
     }
+
+    fn stored(cache: &KeyCache, secret: &str) -> KeyCore {
+        KeyCore {
+            id: "key_1".into(),
+            agent_id: "agt_1".into(),
+            name: "Billing".into(),
+            lookup_hash: crate::crypto::encode_hex(&cache.secrets().lookup_hash(secret)),
+            permissions: Permissions::default(),
+            ip_nets: Some(Vec::new()),
+            expires_at: Some(9_000),
+            last_used_at: Some(4_000),
+            rate_limit: None,
+            enabled: true,
+            previous_lookup_hash: None,
+            previous_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn stored_keys_keep_every_field_and_unreadable_ones_are_refused() {
+        let cache = cache();
+        let (old, new) = (format::generate(), format::generate());
+        let mut row = stored(&cache, &new);
+        row.ip_nets = Some(vec!["10.0.0.0/8".parse().unwrap()]);
+        row.rate_limit = Some(crate::model::key::RateLimit {
+            requests: 5,
+            per_seconds: 60,
+        });
+        row.previous_lookup_hash = Some(crate::crypto::encode_hex(
+            &cache.secrets().lookup_hash(&old),
+        ));
+        row.previous_expires_at = Some(1_000);
+        let agent = cache.agent_id("agt_1");
+        let key = CachedKey::from_stored(row, Arc::clone(&agent), false).unwrap();
+        assert_eq!((key.id(), key.name()), ("key_1", "Billing"));
+        assert!(Arc::ptr_eq(&key.agent_id, &cache.agent_id("agt_1")));
+        assert_eq!(key.ip_nets(), ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            (key.expires_at, key.last_used_at()),
+            (Some(9_000), Some(4_000))
+        );
+        assert_eq!(key.limiter.as_ref().unwrap().limit.requests, 5);
+        cache.put(key);
+        assert_eq!(cache.verify(&new, 0).unwrap().name(), "Billing");
+        assert_eq!(cache.verify(&old, 999).unwrap().id(), "key_1");
+        assert_eq!(cache.limited().len(), 1);
+
+        let plain =
+            CachedKey::from_stored(stored(&cache, &new), Arc::clone(&agent), false).unwrap();
+        assert!(plain.ip_nets().is_empty() && plain.limiter.is_none());
+        let mut unreadable = stored(&cache, &new);
+        unreadable.ip_nets = None;
+        assert_eq!(
+            CachedKey::from_stored(unreadable, Arc::clone(&agent), false).unwrap_err(),
+            "key_1"
+        );
+        let mut bad_hash = stored(&cache, &new);
+        bad_hash.lookup_hash = "zz".into();
+        assert!(CachedKey::from_stored(bad_hash, Arc::clone(&agent), false).is_err());
+        let mut bad_previous = stored(&cache, &new);
+        bad_previous.previous_lookup_hash = Some("zz".into());
+        bad_previous.previous_expires_at = Some(1);
+        assert!(CachedKey::from_stored(bad_previous, agent, false).is_err());
+    }
+
+    #[test]
+    fn reserved_maps_take_keys_as_before() {
+        let cache = cache();
+        cache.reserve(1_000);
+        let keys: Vec<String> = (0..100).map(|_| format::generate()).collect();
+        for (n, key) in keys.iter().enumerate() {
+            cache.put(entry(&cache, &format!("key_{n}"), key, None));
+        }
+        for (n, key) in keys.iter().enumerate() {
+            assert_eq!(cache.verify(key, 0).unwrap().id(), format!("key_{n}"));
+        }
+        assert_eq!(cache.len(), 100);
+    }
 }
