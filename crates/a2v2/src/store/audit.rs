@@ -260,11 +260,12 @@ impl Walk<'_> {
         if let Some(actor_id) = &filter.actor_id {
             cond.push("e.actor_id = ?", Bind::Text(actor_id.clone()));
         }
-        // With id bounds the id indexes serve a time range; on SQLite the unary `+` keeps the
-        // planner off the time index, which would read the whole range and sort it.
-        let time = match (skew, db.backend()) {
-            (Some(_), Backend::Sqlite) => "+e.occurred_at",
-            _ => "e.occurred_at",
+        // With id bounds the id indexes serve a time range; the unary `+` keeps the planner
+        // off the time index, which would read the whole range and sort it (PostgreSQL's
+        // planner takes the two ranges for independent and picks that too).
+        let time = match skew {
+            Some(_) => "+e.occurred_at",
+            None => "e.occurred_at",
         };
         if let Some(since) = filter.since {
             cond.push(&format!("{time} >= ?"), Bind::Int(since));
