@@ -654,10 +654,11 @@ impl Keys {
         let mut count = 0;
         let mut after: Option<String> = None;
         loop {
-            let keys = store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
+            let (keys, last) =
+                store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
             let full = keys.len() as i64 == LOAD_PAGE;
             count += keys.len();
-            after = keys.last().map(|key| key.id.clone());
+            after = last;
             if let Some(stored) = &mut stored {
                 stored.extend(keys.iter().map(|key| key.id.clone()));
             }

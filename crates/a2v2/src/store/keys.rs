@@ -109,34 +109,36 @@ type CoreRow = (
 );
 
 /// Up to `limit` keys of every agent in id order after `after`, with only what the cache
-/// needs: the cache loads all keys a page at a time, so that a million keys never sit in
-/// memory as rows at once. A page comes back as one JSON array in a single row rather than a
-/// row per key: per row, the SQLite driver copies every value, converts it for `Any` and
-/// hands the row from its worker thread to this one, which cost more than the rest of the
-/// load together.
+/// needs, and the last id of the page (where the next starts): the cache loads all keys a
+/// page at a time, so that a million keys never sit in memory as rows at once. A page comes
+/// back as one JSON array in a single row rather than a row per key: per row, the SQLite
+/// driver copies every value, converts it for `Any` and hands the row from its worker thread
+/// to this one, which cost more than the rest of the load together. The array is in no
+/// particular order (ordering it made PostgreSQL sort the JSON values again); `MAX(id)`
+/// gives the page's end in the database's own collation.
 pub async fn core_page(
     db: &mut impl Db,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<KeyCore>, StoreError> {
+) -> Result<(Vec<KeyCore>, Option<String>), StoreError> {
     let sql = match db.backend() {
         Backend::Sqlite => format!(
-            "SELECT json_group_array(json_array({CORE_COLUMNS}) ORDER BY id) \
+            "SELECT json_group_array(json_array({CORE_COLUMNS})), MAX(id) \
              FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2)"
         ),
         Backend::Postgres => format!(
-            "SELECT COALESCE(json_agg(json_build_array({CORE_COLUMNS}) ORDER BY id)::text, '[]') \
+            "SELECT COALESCE(json_agg(json_build_array({CORE_COLUMNS}))::text, '[]'), MAX(id) \
              FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2) AS k"
         ),
     };
-    let text: String = sqlx::query_scalar(&sql)
+    let (text, last): (String, Option<String>) = sqlx::query_as(&sql)
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_one(db.raw())
         .await?;
     let rows: Vec<CoreRow> =
         serde_json::from_str(&text).map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
-    Ok(rows
+    let keys = rows
         .into_iter()
         .map(|row| KeyCore {
             id: row.0,
@@ -152,7 +154,8 @@ pub async fn core_page(
             previous_lookup_hash: row.11,
             previous_expires_at: row.12,
         })
-        .collect())
+        .collect();
+    Ok((keys, last))
 }
 
 /// How many keys there are, of every agent.
