@@ -651,22 +651,34 @@ impl Keys {
             let total = store::keys::count(&mut conn).await?;
             self.0.cache.reserve(usize::try_from(total).unwrap_or(0));
         }
+        // The next page is read while this one goes into the cache: the database builds a
+        // page in about the time the cache takes to take one in. Pages are parsed here, so
+        // that the reading task allocates only each page's text (memory a second allocating
+        // thread would hold on to showed up in the resident size).
+        let (pages, mut received) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut after: Option<String> = None;
+            loop {
+                let page = store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await;
+                let next = match &page {
+                    Ok(page) if page.len == LOAD_PAGE => page.last.clone(),
+                    _ => None,
+                };
+                if pages.send(page).await.is_err() || next.is_none() {
+                    return;
+                }
+                after = next;
+            }
+        });
         let mut count = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let (keys, last) =
-                store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
-            let full = keys.len() as i64 == LOAD_PAGE;
+        while let Some(page) = received.recv().await {
+            let keys = page?.keys()?;
             count += keys.len();
-            after = last;
             if let Some(stored) = &mut stored {
                 stored.extend(keys.iter().map(|key| key.id.clone()));
             }
             for key in keys {
                 self.cache_key(key);
-            }
-            if !full {
-                break;
             }
         }
         if let Some(stored) = stored {

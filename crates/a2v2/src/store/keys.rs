@@ -108,54 +108,69 @@ type CoreRow = (
     Option<i64>,
 );
 
+/// A page of keys for the cache as the database sent it ([`core_page`]).
+pub struct CorePage {
+    text: String,
+    /// The last id of the page, where the next starts.
+    pub last: Option<String>,
+    /// How many keys the page holds.
+    pub len: i64,
+}
+
+impl CorePage {
+    /// The page's keys.
+    pub fn keys(&self) -> Result<Vec<KeyCore>, StoreError> {
+        let rows: Vec<CoreRow> =
+            serde_json::from_str(&self.text).map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| KeyCore {
+                id: row.0,
+                agent_id: row.1,
+                name: row.2,
+                lookup_hash: row.3,
+                permissions: Permissions::from_bits(row.4),
+                ip_nets: ip_list(&row.5),
+                expires_at: row.6,
+                last_used_at: row.7,
+                rate_limit: rate_limit(row.8, row.9),
+                enabled: row.10 != 0,
+                previous_lookup_hash: row.11,
+                previous_expires_at: row.12,
+            })
+            .collect())
+    }
+}
+
 /// Up to `limit` keys of every agent in id order after `after`, with only what the cache
-/// needs, and the last id of the page (where the next starts): the cache loads all keys a
-/// page at a time, so that a million keys never sit in memory as rows at once. A page comes
-/// back as one JSON array in a single row rather than a row per key: per row, the SQLite
-/// driver copies every value, converts it for `Any` and hands the row from its worker thread
-/// to this one, which cost more than the rest of the load together. The array is in no
-/// particular order (ordering it made PostgreSQL sort the JSON values again); `MAX(id)`
-/// gives the page's end in the database's own collation.
+/// needs: the cache loads all keys a page at a time, so that a million keys never sit in
+/// memory as rows at once. A page comes back as one JSON array in a single row rather than a
+/// row per key: per row, the SQLite driver copies every value, converts it for `Any` and
+/// hands the row from its worker thread to this one, which cost more than the rest of the
+/// load together. The array is in no particular order (ordering it made PostgreSQL sort the
+/// JSON values again); `MAX(id)` gives the page's end in the database's own collation.
 pub async fn core_page(
     db: &mut impl Db,
     after: Option<&str>,
     limit: i64,
-) -> Result<(Vec<KeyCore>, Option<String>), StoreError> {
+) -> Result<CorePage, StoreError> {
     let sql = match db.backend() {
         Backend::Sqlite => format!(
-            "SELECT json_group_array(json_array({CORE_COLUMNS})), MAX(id) \
+            "SELECT json_group_array(json_array({CORE_COLUMNS})), MAX(id), COUNT(*) \
              FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2)"
         ),
         Backend::Postgres => format!(
-            "SELECT COALESCE(json_agg(json_build_array({CORE_COLUMNS}))::text, '[]'), MAX(id) \
-             FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2) AS k"
+            "SELECT COALESCE(json_agg(json_build_array({CORE_COLUMNS}))::text, '[]'), MAX(id), \
+             COUNT(*) FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id \
+             LIMIT $2) AS k"
         ),
     };
-    let (text, last): (String, Option<String>) = sqlx::query_as(&sql)
+    let (text, last, len) = sqlx::query_as(&sql)
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_one(db.raw())
         .await?;
-    let rows: Vec<CoreRow> =
-        serde_json::from_str(&text).map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
-    let keys = rows
-        .into_iter()
-        .map(|row| KeyCore {
-            id: row.0,
-            agent_id: row.1,
-            name: row.2,
-            lookup_hash: row.3,
-            permissions: Permissions::from_bits(row.4),
-            ip_nets: ip_list(&row.5),
-            expires_at: row.6,
-            last_used_at: row.7,
-            rate_limit: rate_limit(row.8, row.9),
-            enabled: row.10 != 0,
-            previous_lookup_hash: row.11,
-            previous_expires_at: row.12,
-        })
-        .collect();
-    Ok((keys, last))
+    Ok(CorePage { text, last, len })
 }
 
 /// How many keys there are, of every agent.
