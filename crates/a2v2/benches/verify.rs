@@ -38,7 +38,7 @@ fn loaded_cache(count: usize) -> (KeyCache, Vec<String>) {
         let secret = format::generate();
         cache.put(CachedKey::new(
             format!("key_{n}"),
-            format!("agt_{}", n % 1000),
+            format!("agt_{}", n % 1000).into(),
             "bench".into(),
             cache.secrets().lookup_hash(&secret),
             Permissions::default().with(READ),

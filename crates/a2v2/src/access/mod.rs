@@ -47,7 +47,7 @@ pub fn admit(
     if key.expires_at.is_some_and(|at| at <= now_ms) {
         return Err(Denied::Invalid(Rejection::Expired));
     }
-    if !ip::allows(&key.ip_nets, client) {
+    if !ip::allows(key.ip_nets(), client) {
         return Err(Denied::IpNotAllowed(key));
     }
     if let Some(permission) = required
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(
             authorize(&cache, Some(&secret), inside, Some(read), 0)
                 .unwrap()
-                .id,
+                .id(),
             "key_1"
         );
         assert!(authorize(&cache, Some(&secret), inside, None, 0).is_ok());

@@ -52,7 +52,8 @@ pub fn seen() -> u64 {
 /// What is known about one denied request.
 pub struct Denial {
     pub reason: &'static str,
-    pub key: Option<(String, String, String)>,
+    /// The key's id, name and agent id, as the key cache holds them.
+    pub key: Option<(String, String, Arc<str>)>,
     pub ip: String,
     pub user_agent: Option<String>,
     pub method: String,
@@ -232,7 +233,7 @@ async fn insert(store: &Store, event: Pending) -> Result<(), StoreError> {
         &by.origin,
         NewEvent {
             action: "api_request.denied",
-            agent_id: denial.key.as_ref().map(|(_, _, agent)| agent.as_str()),
+            agent_id: denial.key.as_ref().map(|(_, _, agent)| &**agent),
             target: denial
                 .key
                 .as_ref()

@@ -385,12 +385,12 @@ pub struct KeyIntrospection {
 pub async fn introspect(principal: Principal) -> Json<KeyIntrospection> {
     let key = &principal.key;
     Json(KeyIntrospection {
-        id: key.id.clone(),
-        name: key.name.clone(),
-        agent_id: key.agent_id.clone(),
+        id: key.id().to_owned(),
+        name: key.name().to_owned(),
+        agent_id: key.agent_id.to_string(),
         permissions: key.permissions,
         access: key.permissions.access(),
-        ip_addresses: ip::display_list(&key.ip_nets),
+        ip_addresses: ip::display_list(key.ip_nets()),
         expires_at: opt_rfc3339(key.expires_at),
         client_ip: principal.ip.to_string(),
     })

@@ -11,49 +11,61 @@
 //! check get one, and every change or removal of a key forgets its tag.
 
 use std::{
-    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
+    borrow::Borrow,
+    hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
 
-use dashmap::DashMap;
+use dashmap::{DashMap, mapref::entry::Entry};
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
 use super::{format, limiter::Limiter, usage::Usage};
 use crate::{
     crypto::{KeySecrets, LookupHash, decode_hex},
-    model::{key::ApiKey, permissions::Permissions},
+    model::{key::KeyCore, permissions::Permissions},
 };
 
-/// What verification needs to know about one key.
+/// What verification needs to know about one key. The cache holds one per key, a million in
+/// a big workspace, so the entry is kept small (136 bytes, an allocation of 152 with the
+/// `Arc`'s counts, which the allocator serves from its 160-byte class): the id and the name
+/// share one allocation, the agent id is shared between the agent's keys, and what few keys
+/// have (an IP list, a previous secret) is boxed apart.
 #[derive(Debug)]
 pub struct CachedKey {
-    pub id: String,
-    pub agent_id: String,
-    pub name: String,
-    pub hash: LookupHash,
+    /// The id, then the name.
+    text: Box<str>,
+    id_len: u32,
+    pub agent_id: Arc<str>,
+    hash: Words,
     pub permissions: Permissions,
-    pub ip_nets: Vec<IpNet>,
     pub expires_at: Option<i64>,
     /// False while the key is paused.
     pub enabled: bool,
-    /// The hash of the secret before the last roll, and until when (unix ms) it works.
-    pub previous: Option<(LookupHash, i64)>,
+    rare: Option<Box<Rare>>,
     pub limiter: Option<Arc<Limiter>>,
     /// Unix ms of the latest successful use; flushed to storage in batches.
     pub last_used: AtomicI64,
     flushed_last_used: AtomicI64,
-    pub usage: Arc<Usage>,
+    pub usage: Usage,
+}
+
+/// What few keys have.
+#[derive(Debug, Default)]
+struct Rare {
+    ip_nets: Box<[IpNet]>,
+    /// The hash of the secret before the last roll, and until when (unix ms) it works.
+    previous: Option<(Words, i64)>,
 }
 
 impl CachedKey {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
-        agent_id: String,
+        agent_id: Arc<str>,
         name: String,
         hash: LookupHash,
         permissions: Permissions,
@@ -62,51 +74,95 @@ impl CachedKey {
         last_used: Option<i64>,
     ) -> Self {
         let last_used = last_used.unwrap_or(0);
+        let id_len = u32::try_from(id.len()).unwrap_or(u32::MAX);
+        let mut text = id;
+        text.push_str(&name);
         Self {
-            id,
+            text: text.into_boxed_str(),
+            id_len,
             agent_id,
-            name,
-            hash,
+            hash: words(&hash),
             permissions,
-            ip_nets,
             expires_at,
             enabled: true,
-            previous: None,
+            rare: (!ip_nets.is_empty()).then(|| {
+                Box::new(Rare {
+                    ip_nets: ip_nets.into(),
+                    previous: None,
+                })
+            }),
             limiter: None,
             last_used: AtomicI64::new(last_used),
             flushed_last_used: AtomicI64::new(last_used),
-            usage: Arc::default(),
+            usage: Usage::default(),
         }
     }
 
-    /// The cache entry of a stored key; `None` when its stored form cannot be read (a
-    /// malformed hash or IP list), in which case the key must be refused. `coordinated`:
-    /// its rate limit is shared with other nodes.
-    pub fn from_stored(row: &ApiKey, coordinated: bool) -> Option<Self> {
-        if !row.ip_list_readable {
-            return None;
-        }
-        let hash = decode_hash(&row.lookup_hash)?;
+    /// The cache entry of a stored key; the key's id instead when its stored form cannot be
+    /// read (a malformed hash or IP list), in which case the key must be refused. `agent_id`
+    /// is the row's, shared ([`KeyCache::agent_id`]); `coordinated`: its rate limit is shared
+    /// with other nodes.
+    pub fn from_stored(
+        row: KeyCore,
+        agent_id: Arc<str>,
+        coordinated: bool,
+    ) -> Result<Self, String> {
+        let hash = decode_hash(&row.lookup_hash);
         let previous = match (&row.previous_lookup_hash, row.previous_expires_at) {
-            (Some(text), Some(until)) => Some((decode_hash(text)?, until)),
-            _ => None,
+            (Some(text), Some(until)) => decode_hash(text).map(|hash| Some((hash, until))),
+            _ => Some(None),
+        };
+        let (Some(ip_nets), Some(hash), Some(previous)) = (row.ip_nets, hash, previous) else {
+            return Err(row.id);
         };
         let mut key = Self::new(
-            row.id.clone(),
-            row.agent_id.clone(),
-            row.name.clone(),
+            row.id,
+            agent_id,
+            row.name,
             hash,
             row.permissions,
-            row.ip_nets.clone(),
+            ip_nets,
             row.expires_at,
             row.last_used_at,
         );
         key.enabled = row.enabled;
-        key.previous = previous;
+        key.set_previous(previous);
         key.limiter = row
             .rate_limit
             .map(|limit| Arc::new(Limiter::new(limit, coordinated)));
-        Some(key)
+        Ok(key)
+    }
+
+    pub fn id(&self) -> &str {
+        self.text.get(..self.id_len as usize).unwrap_or(&self.text)
+    }
+
+    pub fn name(&self) -> &str {
+        self.text.get(self.id_len as usize..).unwrap_or_default()
+    }
+
+    /// The addresses the key may be used from; empty for any.
+    pub fn ip_nets(&self) -> &[IpNet] {
+        self.rare.as_ref().map_or(&[], |rare| &rare.ip_nets)
+    }
+
+    /// Sets the hash of the secret before the last roll, and until when (unix ms) it works.
+    pub fn set_previous(&mut self, previous: Option<(LookupHash, i64)>) {
+        let previous = previous.map(|(hash, until)| (words(&hash), until));
+        match (&mut self.rare, previous) {
+            (Some(rare), previous) => rare.previous = previous,
+            (None, None) => {}
+            (None, previous) => {
+                self.rare = Some(Box::new(Rare {
+                    previous,
+                    ..Rare::default()
+                }));
+            }
+        }
+    }
+
+    fn previous(&self) -> Option<&(Words, i64)> {
+        self.rare.as_ref()?.previous.as_ref()
     }
 
     pub fn last_used_at(&self) -> Option<i64> {
@@ -147,13 +203,124 @@ impl Hasher for PrefixHasher {
     }
 }
 
-type Index = DashMap<u128, Arc<CachedKey>, BuildHasherDefault<PrefixHasher>>;
+/// The first 16 bytes of a lookup hash: the key of the maps by hash.
+type Prefix = [u64; 2];
 
-fn index_of(hash: &LookupHash) -> u128 {
-    let mut prefix = [0u8; 16];
-    prefix.copy_from_slice(&hash[..16]);
-    u128::from_le_bytes(prefix)
+/// A lookup hash as its two halves in words, so that the first can be borrowed as a map key.
+type Words = (Prefix, [u64; 2]);
+
+fn words(hash: &LookupHash) -> Words {
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hash[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    ([word(0), word(8)], [word(16), word(24)])
 }
+
+/// Whether two hashes are equal, in constant time.
+fn same(a: &Words, b: &Words) -> bool {
+    bool::from(a.0[..].ct_eq(&b.0[..]) & a.1[..].ct_eq(&b.1[..]))
+}
+
+/// A cache entry as the key of the map by (current) secret hash: the map holds no copy of
+/// the hash and no second pointer.
+#[derive(Debug)]
+struct ByHash(Arc<CachedKey>);
+
+impl Hash for ByHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash.0.hash(state);
+    }
+}
+
+impl PartialEq for ByHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.hash.0 == other.0.hash.0
+    }
+}
+
+impl Eq for ByHash {}
+
+impl Borrow<Prefix> for ByHash {
+    fn borrow(&self) -> &Prefix {
+        &self.0.hash.0
+    }
+}
+
+/// A cache entry as the key of a map by key id: the map holds no copy of the id.
+#[derive(Debug)]
+struct ById(Arc<CachedKey>);
+
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for ById {}
+
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        self.0.id()
+    }
+}
+
+/// A set of cache entries keyed by something each entry holds (its id, its secret's hash):
+/// an entry that takes another's place replaces it, key included.
+struct EntrySet<K: Hash + Eq, S = RandomState>(DashMap<K, (), S>);
+
+impl<K: Hash + Eq, S: BuildHasher + Clone + Default> Default for EntrySet<K, S> {
+    fn default() -> Self {
+        Self(DashMap::default())
+    }
+}
+
+impl<K: Hash + Eq, S: BuildHasher + Clone> EntrySet<K, S> {
+    fn put(&self, key: K) {
+        match self.0.entry(key) {
+            Entry::Occupied(entry) => {
+                entry.replace_entry(());
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(());
+            }
+        }
+    }
+}
+
+fn reserve<K: Hash + Eq, V, S: BuildHasher + Clone>(map: &DashMap<K, V, S>, additional: usize) {
+    let shards = map.shards();
+    // Keys spread evenly over the shards; a little slack covers the unevenness.
+    let even = additional / shards.len();
+    for shard in shards {
+        shard
+            .write()
+            .reserve(even + even / 64 + 16, |(key, _)| map.hasher().hash_one(key));
+    }
+}
+
+type IdSet = EntrySet<ById>;
+
+impl IdSet {
+    fn get(&self, key_id: &str) -> Option<Arc<CachedKey>> {
+        self.0.get(key_id).map(|entry| Arc::clone(&entry.key().0))
+    }
+
+    fn remove(&self, key_id: &str) -> Option<Arc<CachedKey>> {
+        self.0.remove(key_id).map(|(ById(entry), ())| entry)
+    }
+}
+
+type HashSet = EntrySet<ByHash, BuildHasherDefault<PrefixHasher>>;
+
+type PreviousIndex = DashMap<Prefix, Arc<CachedKey>, BuildHasherDefault<PrefixHasher>>;
 
 /// Why a presented key was not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,13 +332,15 @@ pub enum Rejection {
     Disabled,
 }
 
-/// The hash-map indices of a key: its secret's, and the one before the last roll's.
-type Indices = (u128, Option<u128>);
-
 pub struct KeyCache {
     secrets: KeySecrets,
-    by_hash: Index,
-    by_id: DashMap<String, Indices>,
+    /// Every key, by its secret's hash prefix.
+    by_hash: HashSet,
+    /// Keys rolled within their grace period, by the previous secret's hash prefix.
+    by_previous: PreviousIndex,
+    by_id: IdSet,
+    /// The agent ids of the keys, one copy each.
+    agent_ids: DashMap<Arc<str>, ()>,
     /// Keys already verified in full, by tag, and whether by their previous secret; see the
     /// module comment.
     verified: DashMap<u128, (Arc<CachedKey>, bool), BuildHasherDefault<PrefixHasher>>,
@@ -179,7 +348,7 @@ pub struct KeyCache {
     tag_of: DashMap<String, [Option<u128>; 2]>,
     tag_keys: [RandomState; 2],
     /// Keys with a rate limit, for the budget reservations.
-    limited: DashMap<String, Arc<CachedKey>>,
+    limited: IdSet,
     /// The incident switch: every key answers like a deleted one.
     suspended: AtomicBool,
 }
@@ -188,12 +357,14 @@ impl KeyCache {
     pub fn new(secrets: KeySecrets) -> Self {
         Self {
             secrets,
-            by_hash: Index::default(),
-            by_id: DashMap::new(),
+            by_hash: HashSet::default(),
+            by_previous: PreviousIndex::default(),
+            by_id: IdSet::default(),
+            agent_ids: DashMap::new(),
             verified: DashMap::default(),
             tag_of: DashMap::new(),
             tag_keys: [RandomState::new(), RandomState::new()],
-            limited: DashMap::new(),
+            limited: IdSet::default(),
             suspended: AtomicBool::new(false),
         }
     }
@@ -206,9 +377,20 @@ impl KeyCache {
         self.suspended.store(on, Ordering::Release);
     }
 
+    /// Makes room for `keys` more keys at once: loading a million keys then does not grow the
+    /// maps a step at a time, each step copying a shard's table and leaving the old to free.
+    pub fn reserve(&self, keys: usize) {
+        reserve(&self.by_hash.0, keys);
+        reserve(&self.by_id.0, keys);
+    }
+
     /// The keys that have a rate limit.
     pub fn limited(&self) -> Vec<Arc<CachedKey>> {
-        self.limited.iter().map(|e| Arc::clone(e.value())).collect()
+        self.limited
+            .0
+            .iter()
+            .map(|e| Arc::clone(&e.key().0))
+            .collect()
     }
 
     fn tag(&self, presented: &str) -> u128 {
@@ -219,39 +401,50 @@ impl KeyCache {
     /// The full check: keyed hash, lookup, constant-time comparison. Also says whether the
     /// secret is the key's previous one.
     fn verify_in_full(&self, presented: &str) -> Result<(Arc<CachedKey>, bool), Rejection> {
-        let hash = self.secrets.lookup_hash(presented);
-        let entry = self
-            .by_hash
-            .get(&index_of(&hash))
-            .map(|entry| Arc::clone(entry.value()))
-            .ok_or(Rejection::Unknown)?;
-        if bool::from(entry.hash.ct_eq(&hash)) {
+        let hash = words(&self.secrets.lookup_hash(presented));
+        let current = self.by_hash.0.get(&hash.0).map(|e| Arc::clone(&e.key().0));
+        if let Some(entry) = current
+            && same(&entry.hash, &hash)
+        {
             return Ok((entry, false));
         }
-        match &entry.previous {
-            Some((previous, _)) if bool::from(previous.ct_eq(&hash)) => Ok((entry, true)),
+        match self.by_previous.get(&hash.0).map(|e| Arc::clone(e.value())) {
+            Some(entry) if entry.previous().is_some_and(|(p, _)| same(p, &hash)) => {
+                Ok((entry, true))
+            }
             _ => Err(Rejection::Unknown),
         }
     }
 
     /// Remembers a key that passed the full check, under its tag. Done while holding the
-    /// key's shard of `by_hash`: a concurrent change or removal either completes before (and
-    /// the entry is no longer current, so nothing is remembered) or waits and then forgets
-    /// the tag. No request that starts after a removal returned can match a stale tag.
+    /// key's shard of `by_hash` (or `by_previous`, for its previous secret): a concurrent
+    /// change or removal either completes before (and the entry is no longer current, so
+    /// nothing is remembered) or waits and then forgets the tag. No request that starts after
+    /// a removal returned can match a stale tag.
     fn remember(&self, tag: u128, entry: &Arc<CachedKey>, previous: bool) {
-        let hash = match (&entry.previous, previous) {
-            (Some((hash, _)), true) => hash,
-            _ => &entry.hash,
+        let record = || {
+            self.verified.insert(tag, (Arc::clone(entry), previous));
+            self.tag_of.entry(entry.id().to_owned()).or_default()[usize::from(previous)] =
+                Some(tag);
         };
-        let Some(current) = self.by_hash.get(&index_of(hash)) else {
-            return;
-        };
-        if !Arc::ptr_eq(current.value(), entry) {
-            return;
+        // `current`, the shard's read guard, lives until the end of each branch.
+        match (entry.previous(), previous) {
+            (Some((hash, _)), true) => {
+                if let Some(current) = self.by_previous.get(&hash.0)
+                    && Arc::ptr_eq(current.value(), entry)
+                {
+                    record();
+                }
+            }
+            (_, true) => {}
+            (_, false) => {
+                if let Some(current) = self.by_hash.0.get(&entry.hash.0)
+                    && Arc::ptr_eq(&current.key().0, entry)
+                {
+                    record();
+                }
+            }
         }
-        self.verified.insert(tag, (Arc::clone(entry), previous));
-        self.tag_of.entry(entry.id.clone()).or_default()[usize::from(previous)] = Some(tag);
-        drop(current);
     }
 
     fn forget(&self, key_id: &str) {
@@ -290,7 +483,7 @@ impl KeyCache {
                 (entry, previous)
             }
         };
-        if previous && entry.previous.is_none_or(|(_, until)| until <= now_ms) {
+        if previous && entry.previous().is_none_or(|&(_, until)| until <= now_ms) {
             return Err(Rejection::Unknown);
         }
         Ok(entry)
@@ -300,7 +493,7 @@ impl KeyCache {
     /// same) rate-limit counts across edits. Tags of secrets the key still has move to the
     /// new entry; the others are forgotten.
     pub fn put(&self, mut key: CachedKey) {
-        let before = self.get(&key.id);
+        let before = self.get(key.id());
         if let Some(before) = &before {
             let used = before.last_used.load(Ordering::Relaxed);
             key.last_used.fetch_max(used, Ordering::Relaxed);
@@ -308,36 +501,46 @@ impl KeyCache {
                 before.flushed_last_used.load(Ordering::Relaxed),
                 Ordering::Relaxed,
             );
-            key.usage = Arc::clone(&before.usage);
+            key.usage = before.usage.share();
             if let (Some(old), Some(new)) = (&before.limiter, &key.limiter)
                 && old.limit == new.limit
             {
                 key.limiter = Some(Arc::clone(old));
             }
         }
-        let indices = (
-            index_of(&key.hash),
-            key.previous.as_ref().map(|(hash, _)| index_of(hash)),
-        );
-        let key_id = key.id.clone();
         let key = Arc::new(key);
-        self.by_hash.insert(indices.0, Arc::clone(&key));
-        if let Some(index) = indices.1 {
-            self.by_hash.insert(index, Arc::clone(&key));
+        self.by_hash.put(ByHash(Arc::clone(&key)));
+        if let Some((hash, _)) = key.previous() {
+            self.by_previous.insert(hash.0, Arc::clone(&key));
         }
-        if let Some(stale) = self.by_id.insert(key_id.clone(), indices) {
-            for index in [Some(stale.0), stale.1].into_iter().flatten() {
-                if index != indices.0 && Some(index) != indices.1 {
-                    self.by_hash.remove(&index);
-                }
+        self.by_id.put(ById(Arc::clone(&key)));
+        if let Some(before) = &before {
+            if before.hash.0 != key.hash.0 {
+                self.by_hash.0.remove(&before.hash.0);
+            }
+            if let Some((hash, _)) = before.previous()
+                && key.previous().is_none_or(|(now, _)| now.0 != hash.0)
+            {
+                self.by_previous.remove(&hash.0);
             }
         }
         if key.limiter.is_some() {
-            self.limited.insert(key_id.clone(), Arc::clone(&key));
-        } else {
-            self.limited.remove(&key_id);
+            self.limited.put(ById(Arc::clone(&key)));
+        } else if before
+            .as_ref()
+            .is_some_and(|before| before.limiter.is_some())
+        {
+            self.limited.remove(key.id());
         }
         self.retag(&key, before.as_deref());
+    }
+
+    /// The shared copy of an agent id, for [`CachedKey::from_stored`].
+    pub fn agent_id(&self, agent_id: &str) -> Arc<str> {
+        if let Some(known) = self.agent_ids.get(agent_id) {
+            return Arc::clone(known.key());
+        }
+        Arc::clone(self.agent_ids.entry(agent_id.into()).or_default().key())
     }
 
     /// After `key` replaced `before`: every remembered tag of a secret the key still has points
@@ -345,14 +548,14 @@ impl KeyCache {
     /// concurrent `remember` of the old entry has either finished (and is re-pointed here) or
     /// finds the old entry no longer current.
     fn retag(&self, key: &Arc<CachedKey>, before: Option<&CachedKey>) {
-        let Some((_, tags)) = self.tag_of.remove(&key.id) else {
+        let Some((_, tags)) = self.tag_of.remove(key.id()) else {
             return;
         };
-        let secret_of = |slot: usize| -> Option<LookupHash> {
+        let secret_of = |slot: usize| -> Option<Words> {
             let before = before?;
             match slot {
                 0 => Some(before.hash),
-                _ => before.previous.map(|(hash, _)| hash),
+                _ => before.previous().map(|&(hash, _)| hash),
             }
         };
         let mut kept = [None, None];
@@ -360,7 +563,7 @@ impl KeyCache {
             let Some(tag) = tag else { continue };
             let now_slot = match secret_of(slot) {
                 Some(hash) if hash == key.hash => Some(0),
-                Some(hash) if key.previous.is_some_and(|(p, _)| p == hash) => Some(1),
+                Some(hash) if key.previous().is_some_and(|&(p, _)| p == hash) => Some(1),
                 _ => None,
             };
             match now_slot {
@@ -374,15 +577,15 @@ impl KeyCache {
             }
         }
         if kept.iter().any(Option::is_some) {
-            self.tag_of.insert(key.id.clone(), kept);
+            self.tag_of.insert(key.id().to_owned(), kept);
         }
     }
 
     pub fn remove(&self, key_id: &str) {
-        if let Some((_, (index, previous))) = self.by_id.remove(key_id) {
-            self.by_hash.remove(&index);
-            if let Some(previous) = previous {
-                self.by_hash.remove(&previous);
+        if let Some(entry) = self.by_id.remove(key_id) {
+            self.by_hash.0.remove(&entry.hash.0);
+            if let Some((hash, _)) = entry.previous() {
+                self.by_previous.remove(&hash.0);
             }
         }
         self.limited.remove(key_id);
@@ -393,9 +596,10 @@ impl KeyCache {
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         let gone: Vec<String> = self
             .by_id
+            .0
             .iter()
-            .filter(|entry| !keep(entry.key()))
-            .map(|entry| entry.key().clone())
+            .filter(|entry| !keep(entry.key().0.id()))
+            .map(|entry| entry.key().0.id().to_owned())
             .collect();
         for key_id in gone {
             self.remove(&key_id);
@@ -403,27 +607,23 @@ impl KeyCache {
     }
 
     pub fn get(&self, key_id: &str) -> Option<Arc<CachedKey>> {
-        let (index, _) = *self.by_id.get(key_id)?;
-        self.by_hash.get(&index).map(|e| Arc::clone(e.value()))
+        self.by_id.get(key_id)
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_id.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.0.is_empty()
     }
 
     /// Calls `f` with every cached key once, without copying the set: with a million keys
     /// the periodic flush must not allocate per key. `f` must not touch the cache (it runs
     /// under a shard's read lock).
     pub fn for_each(&self, mut f: impl FnMut(&Arc<CachedKey>)) {
-        for entry in &self.by_hash {
-            // A rolled key is also indexed under its previous secret: visit it once.
-            if *entry.key() == index_of(&entry.value().hash) {
-                f(entry.value());
-            }
+        for entry in &self.by_id.0 {
+            f(&entry.key().0);
         }
     }
 
@@ -433,7 +633,7 @@ impl KeyCache {
         self.for_each(|entry| {
             let used = entry.last_used.load(Ordering::Relaxed);
             if used > entry.flushed_last_used.load(Ordering::Relaxed) {
-                uses.push((entry.id.clone(), used));
+                uses.push((entry.id().to_owned(), used));
             }
         });
         uses
@@ -478,7 +678,7 @@ mod tests {
         let cache = cache();
         let key = format::generate();
         cache.put(entry(&cache, "key_1", &key, None));
-        assert_eq!(cache.verify(&key, 0).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&key, 0).unwrap().id(), "key_1");
         assert_eq!(
             cache.verify(&format::generate(), 0).unwrap_err(),
             Rejection::Unknown
@@ -566,17 +766,18 @@ mod tests {
         cache.put(entry(&cache, "key_1", &old, None));
         assert!(cache.verify(&old, 0).is_ok());
         let mut rolled = entry(&cache, "key_1", &new, None);
-        rolled.previous = Some((cache.secrets().lookup_hash(&old), 1_000));
+        rolled.set_previous(Some((cache.secrets().lookup_hash(&old), 1_000)));
         cache.put(rolled);
         assert!(cache.knows(&old) && !cache.knows(&new));
-        assert_eq!(cache.verify(&new, 999).unwrap().id, "key_1");
-        assert_eq!(cache.verify(&old, 999).unwrap().id, "key_1");
+        assert_eq!(cache.verify(&new, 999).unwrap().id(), "key_1");
+        assert_eq!(cache.verify(&old, 999).unwrap().id(), "key_1");
         assert_eq!(cache.verify(&old, 1_000).unwrap_err(), Rejection::Unknown);
         // Rolled again without grace: the first secret is gone from every index.
         cache.put(entry(&cache, "key_1", &format::generate(), None));
         assert_eq!(cache.verify(&old, 0).unwrap_err(), Rejection::Unknown);
         assert_eq!(cache.verify(&new, 0).unwrap_err(), Rejection::Unknown);
-        assert_eq!(cache.by_hash.len(), 1);
+        assert_eq!(cache.by_hash.0.len(), 1);
+        assert!(cache.by_previous.is_empty());
         assert!(cache.verified.is_empty() && cache.tag_of.is_empty());
     }
 
@@ -597,5 +798,83 @@ mod tests {
         assert!(cache.unflushed_uses().is_empty());
         cache.put(entry(&cache, "key_1", &key, None));
         assert_eq!(cache.get("key_1").unwrap().last_used_at(), Some(5_000));
+    }
+
+    fn stored(cache: &KeyCache, secret: &str) -> KeyCore {
+        KeyCore {
+            id: "key_1".into(),
+            agent_id: "agt_1".into(),
+            name: "Billing".into(),
+            lookup_hash: crate::crypto::encode_hex(&cache.secrets().lookup_hash(secret)),
+            permissions: Permissions::default(),
+            ip_nets: Some(Vec::new()),
+            expires_at: Some(9_000),
+            last_used_at: Some(4_000),
+            rate_limit: None,
+            enabled: true,
+            previous_lookup_hash: None,
+            previous_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn stored_keys_keep_every_field_and_unreadable_ones_are_refused() {
+        let cache = cache();
+        let (old, new) = (format::generate(), format::generate());
+        let mut row = stored(&cache, &new);
+        row.ip_nets = Some(vec!["10.0.0.0/8".parse().unwrap()]);
+        row.rate_limit = Some(crate::model::key::RateLimit {
+            requests: 5,
+            per_seconds: 60,
+        });
+        row.previous_lookup_hash = Some(crate::crypto::encode_hex(
+            &cache.secrets().lookup_hash(&old),
+        ));
+        row.previous_expires_at = Some(1_000);
+        let agent = cache.agent_id("agt_1");
+        let key = CachedKey::from_stored(row, Arc::clone(&agent), false).unwrap();
+        assert_eq!((key.id(), key.name()), ("key_1", "Billing"));
+        assert!(Arc::ptr_eq(&key.agent_id, &cache.agent_id("agt_1")));
+        assert_eq!(key.ip_nets(), ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            (key.expires_at, key.last_used_at()),
+            (Some(9_000), Some(4_000))
+        );
+        assert_eq!(key.limiter.as_ref().unwrap().limit.requests, 5);
+        cache.put(key);
+        assert_eq!(cache.verify(&new, 0).unwrap().name(), "Billing");
+        assert_eq!(cache.verify(&old, 999).unwrap().id(), "key_1");
+        assert_eq!(cache.limited().len(), 1);
+
+        let plain =
+            CachedKey::from_stored(stored(&cache, &new), Arc::clone(&agent), false).unwrap();
+        assert!(plain.ip_nets().is_empty() && plain.limiter.is_none());
+        let mut unreadable = stored(&cache, &new);
+        unreadable.ip_nets = None;
+        assert_eq!(
+            CachedKey::from_stored(unreadable, Arc::clone(&agent), false).unwrap_err(),
+            "key_1"
+        );
+        let mut bad_hash = stored(&cache, &new);
+        bad_hash.lookup_hash = "zz".into();
+        assert!(CachedKey::from_stored(bad_hash, Arc::clone(&agent), false).is_err());
+        let mut bad_previous = stored(&cache, &new);
+        bad_previous.previous_lookup_hash = Some("zz".into());
+        bad_previous.previous_expires_at = Some(1);
+        assert!(CachedKey::from_stored(bad_previous, agent, false).is_err());
+    }
+
+    #[test]
+    fn reserved_maps_take_keys_as_before() {
+        let cache = cache();
+        cache.reserve(1_000);
+        let keys: Vec<String> = (0..100).map(|_| format::generate()).collect();
+        for (n, key) in keys.iter().enumerate() {
+            cache.put(entry(&cache, &format!("key_{n}"), key, None));
+        }
+        for (n, key) in keys.iter().enumerate() {
+            assert_eq!(cache.verify(key, 0).unwrap().id(), format!("key_{n}"));
+        }
+        assert_eq!(cache.len(), 100);
     }
 }

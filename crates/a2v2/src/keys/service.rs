@@ -29,7 +29,7 @@ use crate::{
     model::{
         audit::{By, NewEvent, Target},
         ip,
-        key::{ApiKey, KeyView},
+        key::{ApiKey, KeyCore, KeyView},
         now_ms,
         time::opt_rfc3339,
     },
@@ -55,7 +55,7 @@ struct Inner {
 }
 
 /// Keys read per query when loading them all.
-const LOAD_PAGE: i64 = 5_000;
+const LOAD_PAGE: i64 = 1_000;
 
 /// The id under which the incident switch travels in the key change feed.
 pub const SWITCH_ID: &str = "keys_suspension";
@@ -161,11 +161,16 @@ impl Keys {
 
     /// Serves the key as stored, or, if its stored form cannot be read, refuses it.
     fn cache_row(&self, row: &ApiKey) {
-        match CachedKey::from_stored(row, self.0.coordinated) {
-            Some(cached) => self.0.cache.put(cached),
-            None => {
-                tracing::error!(key_id = %row.id, "stored key is unreadable; it is refused");
-                self.0.cache.remove(&row.id);
+        self.cache_key(KeyCore::from(row));
+    }
+
+    fn cache_key(&self, key: KeyCore) {
+        let agent_id = self.0.cache.agent_id(&key.agent_id);
+        match CachedKey::from_stored(key, agent_id, self.0.coordinated) {
+            Ok(cached) => self.0.cache.put(cached),
+            Err(key_id) => {
+                tracing::error!(%key_id, "stored key is unreadable; it is refused");
+                self.0.cache.remove(&key_id);
             }
         }
     }
@@ -512,7 +517,7 @@ impl Keys {
                 let mut tx = self.0.store.begin().await?;
                 let answer = store::rate_limits::reserve(
                     &mut tx,
-                    &key.id,
+                    key.id(),
                     limiter.limit.requests,
                     (current - super::limiter::BUCKETS, current),
                     &asked,
@@ -642,20 +647,38 @@ impl Keys {
         // Ids seen, to drop cached keys storage no longer has; not needed when the cache
         // starts empty (at start-up), which keeps a million ids out of memory there.
         let mut stored = (!self.0.cache.is_empty()).then(std::collections::HashSet::new);
+        if stored.is_none() {
+            let total = store::keys::count(&mut conn).await?;
+            self.0.cache.reserve(usize::try_from(total).unwrap_or(0));
+        }
+        // The next page is read while this one goes into the cache: the database builds a
+        // page in about the time the cache takes to take one in. Pages are parsed here, so
+        // that the reading task allocates only each page's text (memory a second allocating
+        // thread would hold on to showed up in the resident size).
+        let (pages, mut received) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut after: Option<String> = None;
+            loop {
+                let page = store::keys::core_page(&mut conn, after.as_deref(), LOAD_PAGE).await;
+                let next = match &page {
+                    Ok(page) if page.len == LOAD_PAGE => page.last.clone(),
+                    _ => None,
+                };
+                if pages.send(page).await.is_err() || next.is_none() {
+                    return;
+                }
+                after = next;
+            }
+        });
         let mut count = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let rows = store::keys::page(&mut conn, after.as_deref(), LOAD_PAGE).await?;
-            for row in &rows {
-                self.cache_row(row);
-            }
+        while let Some(page) = received.recv().await {
+            let keys = page?.keys()?;
+            count += keys.len();
             if let Some(stored) = &mut stored {
-                stored.extend(rows.iter().map(|row| row.id.clone()));
+                stored.extend(keys.iter().map(|key| key.id.clone()));
             }
-            count += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == LOAD_PAGE => after = Some(last.id.clone()),
-                _ => break,
+            for key in keys {
+                self.cache_key(key);
             }
         }
         if let Some(stored) = stored {
@@ -703,8 +726,8 @@ impl Keys {
             let mut tx = self.0.store.begin().await?;
             store::keys::record_uses(&mut tx, &uses).await?;
             for (key, batch) in &usage {
-                store::keys::record_permission_uses(&mut tx, &key.id, &batch.permissions).await?;
-                store::keys::record_clients(&mut tx, &key.id, &batch.clients).await?;
+                store::keys::record_permission_uses(&mut tx, key.id(), &batch.permissions).await?;
+                store::keys::record_clients(&mut tx, key.id(), &batch.clients).await?;
             }
             tx.commit().await
         }

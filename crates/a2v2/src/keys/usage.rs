@@ -4,7 +4,7 @@
 use std::{
     net::IpAddr,
     sync::{
-        Mutex, OnceLock, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -23,11 +23,15 @@ struct Client {
     flushed_seen: i64,
 }
 
-/// One key's usage. Shared by every version of the key's cache entry. The counters are
-/// allocated on the key's first request: most of a big workspace's keys are idle, and a
-/// million idle keys should not cost a million sets of counters.
+/// One key's usage, shared by every version of the key's cache entry. Nothing is allocated
+/// until the key's first request or first change: most of a big workspace's keys are idle,
+/// and a million idle keys should not cost a million allocations. The counters themselves
+/// wait for the first request.
 #[derive(Debug, Default)]
-pub struct Usage(OnceLock<Box<Counts>>);
+pub struct Usage(OnceLock<Arc<Shared>>);
+
+#[derive(Debug, Default)]
+struct Shared(OnceLock<Box<Counts>>);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -45,32 +49,42 @@ pub struct Pending {
 }
 
 impl Usage {
+    /// The same usage, for the entry that replaces this one: a request still holding the old
+    /// entry records into it too.
+    pub fn share(&self) -> Self {
+        Self(OnceLock::from(Arc::clone(self.0.get_or_init(Arc::default))))
+    }
+
+    fn counts(&self) -> Option<&Counts> {
+        self.0.get()?.0.get().map(Box::as_ref)
+    }
+
     /// Records a request using `permission` (if the route needs one) from `ip`.
     pub fn record(&self, permission: Option<Permission>, ip: IpAddr, now_ms: i64) {
         self.0
+            .get_or_init(Arc::default)
+            .0
             .get_or_init(Box::default)
             .record(permission, ip, now_ms);
     }
 
     /// Last use per permission known to memory.
     pub fn permission_uses(&self) -> impl Iterator<Item = (Permission, i64)> + '_ {
-        self.0
-            .get()
+        self.counts()
             .into_iter()
             .flat_map(|counts| counts.permission_uses())
     }
 
     /// Everything not yet written.
     pub fn pending(&self) -> Pending {
-        self.0
-            .get()
+        self.counts()
             .map(|counts| counts.pending())
             .unwrap_or_default()
     }
 
     /// Marks a batch from [`Usage::pending`] as written.
     pub fn flushed(&self, batch: &Pending) {
-        if let Some(counts) = self.0.get() {
+        if let Some(counts) = self.counts() {
             counts.flushed(batch);
         }
     }
@@ -174,5 +188,15 @@ mod tests {
         assert_eq!(usage.pending(), Pending::default());
         usage.record(None, IpAddr::from([10, 0, 0, 24]), 3_000);
         assert_eq!(usage.pending().clients, [("10.0.0.24".into(), 1, 3_000)]);
+    }
+
+    #[test]
+    fn a_shared_usage_records_through_either_entry() {
+        let idle = Usage::default();
+        let shared = idle.share();
+        idle.record(None, IpAddr::from([10, 0, 0, 1]), 1_000);
+        shared.record(None, IpAddr::from([10, 0, 0, 1]), 2_000);
+        assert_eq!(idle.pending(), shared.pending());
+        assert_eq!(shared.pending().clients, [("10.0.0.1".into(), 2, 2_000)]);
     }
 }

@@ -45,6 +45,44 @@ pub struct ApiKey {
     pub permission_uses: BTreeMap<String, i64>,
 }
 
+/// What the verification cache needs of a stored key: the start-up load reads only this.
+#[derive(Clone, Debug)]
+pub struct KeyCore {
+    pub id: String,
+    pub agent_id: String,
+    pub name: String,
+    /// Hex of the keyed hash the key is looked up by.
+    pub lookup_hash: String,
+    pub permissions: Permissions,
+    /// `None` when the stored IP list could not be read; the key is then refused.
+    pub ip_nets: Option<Vec<IpNet>>,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub rate_limit: Option<RateLimit>,
+    pub enabled: bool,
+    pub previous_lookup_hash: Option<String>,
+    pub previous_expires_at: Option<i64>,
+}
+
+impl From<&ApiKey> for KeyCore {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            id: key.id.clone(),
+            agent_id: key.agent_id.clone(),
+            name: key.name.clone(),
+            lookup_hash: key.lookup_hash.clone(),
+            permissions: key.permissions,
+            ip_nets: key.ip_list_readable.then(|| key.ip_nets.clone()),
+            expires_at: key.expires_at,
+            last_used_at: key.last_used_at,
+            rate_limit: key.rate_limit,
+            enabled: key.enabled,
+            previous_lookup_hash: key.previous_lookup_hash.clone(),
+            previous_expires_at: key.previous_expires_at,
+        }
+    }
+}
+
 /// At most `requests` requests in any window of `per_seconds` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RateLimit {

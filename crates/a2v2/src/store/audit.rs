@@ -140,12 +140,14 @@ const NARROW_RANGE: i64 = 5_000;
 /// Up to `limit` events matching `filter`, strictly after `after` in `order`, and (for
 /// exports that must not chase new events) with ids below `below`.
 ///
-/// Every filter reads through an index. An action prefix becomes one walk of the
+/// Every filter reads through an index in id order. An action prefix becomes one walk of the
 /// `(action, id)` index per matching action, merged here: the stored actions are few, and are
-/// listed by skipping through that index. A time range with no other indexed filter is read
-/// through the time index and sorted when it holds few events or lies far from where the id
-/// walk starts; otherwise walking ids finds a page of events sooner (SQLite has no statistics
-/// to tell these apart, PostgreSQL's planner does).
+/// listed by skipping through that index. A time range also bounds the ids (see [`id_skew`]),
+/// so the walk starts and ends near the range instead of passing the events outside it. In a
+/// log whose ids do not all carry their time, a time range with no other indexed filter is
+/// read through the time index and sorted when it holds few events or lies far from where the
+/// id walk starts; otherwise walking ids finds a page of events sooner (SQLite has no
+/// statistics to tell these apart, PostgreSQL's planner does).
 pub async fn fetch(
     db: &mut impl Db,
     filter: &AuditFilter,
@@ -164,9 +166,21 @@ pub async fn fetch(
             .map(Some)
             .collect(),
     };
+    let skew = match (filter.since, filter.until) {
+        (None, None) => None,
+        _ => id_skew(db).await?,
+    };
     let mut events = Vec::new();
     for action in &actions {
-        events.extend(walk(db, action.as_deref(), filter, order, after, below, limit).await?);
+        let walk = Walk {
+            action: action.as_deref(),
+            filter,
+            skew,
+            order,
+            after,
+            below,
+        };
+        events.extend(walk.run(db, limit).await?);
     }
     if actions.len() > 1 {
         match order {
@@ -194,81 +208,139 @@ async fn actions(db: &mut impl Db) -> Result<Vec<String>, StoreError> {
 }
 
 /// One walk in id order: the events of `action` (any when `None`) matching the rest of
-/// `filter`.
-async fn walk(
-    db: &mut impl Db,
-    action: Option<&str>,
-    filter: &AuditFilter,
+/// `filter`, with the log's id skew if known.
+struct Walk<'a> {
+    action: Option<&'a str>,
+    filter: &'a AuditFilter,
+    skew: Option<(i64, i64)>,
     order: Order,
-    after: Option<&str>,
-    below: Option<&str>,
-    limit: i64,
-) -> Result<Vec<AuditEvent>, StoreError> {
-    // On SQLite a time range alone is read through the time index (the unary `+` keeps the
-    // planner off the id index) when it holds few events, or when walking ids would first
-    // pass many events outside it: those newer than `until` walking newest first, those
-    // older than `since` walking oldest first.
-    let by_time = db.backend() == Backend::Sqlite
-        && action.is_none()
-        && filter.agent_id.is_none()
-        && filter.actor_id.is_none()
-        && (filter.since.is_some() || filter.until.is_some())
-        && (in_range(db, filter.since, filter.until).await? < NARROW_RANGE
-            || match order {
-                Order::NewestFirst => {
-                    filter.until.is_some()
-                        && in_range(db, filter.until, None).await? >= NARROW_RANGE
-                }
-                Order::OldestFirst => {
-                    filter.since.is_some()
-                        && in_range(db, None, filter.since).await? >= NARROW_RANGE
-                }
-            });
-    let id = if by_time { "+e.id" } else { "e.id" };
-    let mut cond = Where::default();
-    if let Some(action) = action {
-        cond.push("e.action = ?", Bind::Text(action.to_owned()));
-    }
-    if let Some(agent_id) = &filter.agent_id {
-        cond.push("e.agent_id = ?", Bind::Text(agent_id.clone()));
-    }
-    if let Some(actor_id) = &filter.actor_id {
-        cond.push("e.actor_id = ?", Bind::Text(actor_id.clone()));
-    }
-    if let Some(since) = filter.since {
-        cond.push("e.occurred_at >= ?", Bind::Int(since));
-    }
-    if let Some(until) = filter.until {
-        cond.push("e.occurred_at < ?", Bind::Int(until));
-    }
-    let (step, direction) = match order {
-        Order::NewestFirst => ("<", "DESC"),
-        Order::OldestFirst => (">", "ASC"),
-    };
-    if let Some(after) = after {
-        cond.push(&format!("{id} {step} ?"), Bind::Text(after.to_owned()));
-    }
-    if let Some(below) = below {
-        cond.push(&format!("{id} < ?"), Bind::Text(below.to_owned()));
-    }
-    let sql = format!(
-        "SELECT e.id, e.occurred_at, e.actor_type, e.actor_id, e.actor_label, e.action, \
+    after: Option<&'a str>,
+    below: Option<&'a str>,
+}
+
+impl Walk<'_> {
+    async fn run(self, db: &mut impl Db, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let Self {
+            action,
+            filter,
+            skew,
+            order,
+            after,
+            below,
+        } = self;
+        // Without id bounds, on SQLite a time range alone is read through the time index (the
+        // unary `+` keeps the planner off the id index) when it holds few events, or when walking
+        // ids would first pass many events outside it: those newer than `until` walking newest
+        // first, those older than `since` walking oldest first.
+        let by_time = db.backend() == Backend::Sqlite
+            && skew.is_none()
+            && action.is_none()
+            && filter.agent_id.is_none()
+            && filter.actor_id.is_none()
+            && (filter.since.is_some() || filter.until.is_some())
+            && (in_range(db, filter.since, filter.until).await? < NARROW_RANGE
+                || match order {
+                    Order::NewestFirst => {
+                        filter.until.is_some()
+                            && in_range(db, filter.until, None).await? >= NARROW_RANGE
+                    }
+                    Order::OldestFirst => {
+                        filter.since.is_some()
+                            && in_range(db, None, filter.since).await? >= NARROW_RANGE
+                    }
+                });
+        let id = if by_time { "+e.id" } else { "e.id" };
+        let mut cond = Where::default();
+        if let Some(action) = action {
+            cond.push("e.action = ?", Bind::Text(action.to_owned()));
+        }
+        if let Some(agent_id) = &filter.agent_id {
+            cond.push("e.agent_id = ?", Bind::Text(agent_id.clone()));
+        }
+        if let Some(actor_id) = &filter.actor_id {
+            cond.push("e.actor_id = ?", Bind::Text(actor_id.clone()));
+        }
+        // With id bounds the id indexes serve a time range; the unary `+` keeps the planner
+        // off the time index, which would read the whole range and sort it (PostgreSQL's
+        // planner takes the two ranges for independent and picks that too).
+        let time = match skew {
+            Some(_) => "+e.occurred_at",
+            None => "e.occurred_at",
+        };
+        if let Some(since) = filter.since {
+            cond.push(&format!("{time} >= ?"), Bind::Int(since));
+        }
+        if let Some(until) = filter.until {
+            cond.push(&format!("{time} < ?"), Bind::Int(until));
+        }
+        if let Some((low, high)) = skew {
+            if let Some(since) = filter.since {
+                cond.push("e.id >= ?", Bind::Text(id_at(since.saturating_sub(high))));
+            }
+            if let Some(until) = filter.until.map(|until| until.saturating_sub(low))
+                && until <= MAX_ID_MS
+            {
+                cond.push("e.id < ?", Bind::Text(id_at(until)));
+            }
+        }
+        let (step, direction) = match order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
+        if let Some(after) = after {
+            cond.push(&format!("{id} {step} ?"), Bind::Text(after.to_owned()));
+        }
+        if let Some(below) = below {
+            cond.push(&format!("{id} < ?"), Bind::Text(below.to_owned()));
+        }
+        let sql = format!(
+            "SELECT e.id, e.occurred_at, e.actor_type, e.actor_id, e.actor_label, e.action, \
          e.agent_id, e.target_type, e.target_id, e.target_label, e.ip, e.user_agent, e.details, \
          c.count AS merged_count \
          FROM audit_events e LEFT JOIN audit_event_counts c ON c.event_id = e.id \
          {} ORDER BY {id} {direction} LIMIT {}",
-        cond.sql(),
-        limit.max(0),
-    );
-    let mut query = sqlx::query(&sql);
-    for bind in cond.binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text),
-            Bind::Int(n) => query.bind(n),
-        };
+            cond.sql(),
+            limit.max(0),
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in cond.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+            };
+        }
+        let rows = query.fetch_all(db.raw()).await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
-    let rows = query.fetch_all(db.raw()).await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// The latest unix ms an event id can carry (48 bits).
+const MAX_ID_MS: i64 = (1 << 48) - 1;
+
+/// How far `occurred_at` lies from the time in the event's id, as `(low, high)` ms over every
+/// stored event, or `None` when some id does not carry its time (or the log is empty). Kept by
+/// a trigger (migration 0014). Ids `evt_` + a UUIDv7 in lowercase hex sort by the time in
+/// their first 12 digits, so an event with `occurred_at >= since` has an id at or after
+/// [`id_at`]`(since - high)`, and one with `occurred_at < until` an id before
+/// `id_at(until - low)`: bounds that narrow the walk and never drop an event, since the time
+/// conditions themselves still decide.
+async fn id_skew(db: &mut impl Db) -> Result<Option<(i64, i64)>, StoreError> {
+    let row = sqlx::query("SELECT low, high, irregular FROM audit_id_skew WHERE id = 1")
+        .fetch_optional(db.raw())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (low, high, irregular): (Option<i64>, Option<i64>, i64) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    Ok(match (low, high) {
+        (Some(low), Some(high)) if irregular == 0 => Some((low, high)),
+        _ => None,
+    })
+}
+
+/// The smallest event id carrying the time `ms` (clamped to what an id can carry): every id
+/// of an earlier time sorts before it, every id of this time or later at or after it.
+fn id_at(ms: i64) -> String {
+    format!("evt_{:012x}{:020}", ms.clamp(0, MAX_ID_MS), 0)
 }
 
 /// How many events occurred in `[since, until)`, counting no further than `NARROW_RANGE`.
@@ -353,6 +425,141 @@ mod tests {
         cond.push("b >= ?", Bind::Int(1));
         assert_eq!(cond.sql(), "WHERE a = $1 AND b >= $2");
         assert_eq!(Where::default().sql(), "");
+    }
+
+    #[test]
+    fn id_bounds_sort_like_the_times_in_ids() {
+        assert_eq!(id_at(0), format!("evt_{}", "0".repeat(32)));
+        assert_eq!(id_at(-5), id_at(0));
+        assert_eq!(
+            id_at(i64::MAX),
+            format!("evt_ffffffffffff{}", "0".repeat(20))
+        );
+        let ms = 1_764_547_200_123;
+        let millis = u64::try_from(ms).unwrap();
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from(millis % 1000).unwrap() * 1_000_000,
+        ));
+        let id = format!("evt_{}", id.simple());
+        assert!(id_at(ms) <= id && id < id_at(ms + 1));
+        assert!(id_at(ms - 1) < id);
+    }
+
+    /// The events of `all` (id, occurred_at) a time filter lists, paged `limit` at a time.
+    async fn listed(
+        db: &mut impl Db,
+        since: Option<i64>,
+        until: Option<i64>,
+        order: Order,
+        limit: i64,
+    ) -> Vec<String> {
+        let filter = AuditFilter {
+            since,
+            until,
+            ..AuditFilter::default()
+        };
+        let mut ids: Vec<String> = Vec::new();
+        loop {
+            let page = fetch(
+                db,
+                &filter,
+                order,
+                ids.last().map(String::as_str),
+                None,
+                limit,
+            )
+            .await
+            .unwrap();
+            let done = page.len() < usize::try_from(limit).unwrap();
+            ids.extend(page.into_iter().map(|e| e.id));
+            if done {
+                return ids;
+            }
+        }
+    }
+
+    /// Time filters list exactly the events a scan would, whatever the ids' times say, and
+    /// with ids that carry no time at all.
+    async fn time_filters_match_a_scan(url: &str) {
+        let store = super::super::Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let base: i64 = 1_764_547_200_000;
+        let mut all: Vec<(String, i64)> = Vec::new();
+        for n in 0..120i64 {
+            // Ids 10 ms apart; occurred_at up to 45 ms either side of the id's time.
+            let at = base + n * 10;
+            let occurred_at = at + (n * 37 % 91) - 45;
+            let id = format!("evt_{at:012x}{n:020x}");
+            insert_at(&mut conn, &id, occurred_at).await.unwrap();
+            all.push((id, occurred_at));
+        }
+        assert_eq!(id_skew(&mut conn).await.unwrap(), Some((-45, 45)));
+        let windows = [
+            (None, None),
+            (Some(base + 300), None),
+            (None, Some(base + 300)),
+            (Some(base + 295), Some(base + 640)),
+            (Some(base + 500), Some(base + 505)),
+            (Some(base - 100), Some(base)),
+            (Some(base + 2_000), None),
+            (Some(i64::MIN), Some(i64::MAX)),
+        ];
+        for round in 0..2 {
+            for (since, until) in windows {
+                let mut expected: Vec<String> = all
+                    .iter()
+                    .filter(|(_, at)| since.is_none_or(|s| *at >= s))
+                    .filter(|(_, at)| until.is_none_or(|u| *at < u))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                expected.sort();
+                let oldest = listed(&mut conn, since, until, Order::OldestFirst, 7).await;
+                assert_eq!(oldest, expected, "{since:?}..{until:?}, round {round}");
+                expected.reverse();
+                let newest = listed(&mut conn, since, until, Order::NewestFirst, 7).await;
+                assert_eq!(newest, expected, "{since:?}..{until:?}, round {round}");
+            }
+            if round == 0 {
+                // An id without a time: the bounds are off from now on.
+                insert_at(&mut conn, "evt_imported", base + 300)
+                    .await
+                    .unwrap();
+                all.push(("evt_imported".into(), base + 300));
+                assert_eq!(id_skew(&mut conn).await.unwrap(), None);
+            }
+        }
+        drop(conn);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn time_filters_match_a_scan_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        time_filters_match_a_scan(&format!("sqlite://{}", dir.path().join("a.db").display())).await;
+    }
+
+    /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).
+    #[tokio::test]
+    async fn time_filters_match_a_scan_on_postgres() {
+        use sqlx::{Connection, Executor};
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            return;
+        };
+        let name = format!("a2v2_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        time_filters_match_a_scan(&format!("{base}/{name}")).await;
+        admin
+            .execute(format!("DROP DATABASE {name}").as_str())
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -115,16 +115,8 @@ pub async fn insert_sealed(
     events: &[Sealable],
     links: &[(i64, String, String)],
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(super::rows_per_insert(db, 13)) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params = (1..=13)
-                    .map(|k| format!("${}", i * 13 + k))
-                    .collect::<Vec<_>>();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+    for chunk in events.chunks(super::rows_per_values(db, 13)) {
+        let values = super::values_list(db, chunk.len(), 13);
         let sql = format!(
             "INSERT INTO audit_events (id, occurred_at, actor_type, actor_id, actor_label, \
              action, agent_id, target_type, target_id, target_label, ip, user_agent, details) \
@@ -139,17 +131,9 @@ pub async fn insert_sealed(
         }
         query.execute(db.raw()).await?;
     }
-    let per = super::rows_per_insert(db, 5);
+    let per = super::rows_per_values(db, 5);
     for (chunk, link_chunk) in events.chunks(per).zip(links.chunks(per)) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params = (1..=5)
-                    .map(|k| format!("${}", i * 5 + k))
-                    .collect::<Vec<_>>();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = super::values_list(db, chunk.len(), 5);
         let sql = format!(
             "INSERT INTO audit_chain (seq, event_id, occurred_at, prev_hash, hash) VALUES {values}"
         );

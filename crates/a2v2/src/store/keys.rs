@@ -2,10 +2,12 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Db, StoreError};
+use ipnet::IpNet;
+
+use super::{Backend, Db, StoreError};
 use crate::model::{
     ip,
-    key::{ApiKey, RateLimit},
+    key::{ApiKey, KeyCore, RateLimit},
     permissions::Permissions,
 };
 
@@ -16,12 +18,20 @@ const SELECT: &str = "SELECT k.id, k.agent_id, k.name, k.description, k.lookup_h
      k.previous_expires_at, k.rolled_at, k.reveal_count, k.last_revealed_at, k.leak_reported_at, k.permission_uses \
      FROM api_keys k LEFT JOIN members m ON m.id = k.created_by";
 
-fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
-    let ip_text: String = row.try_get("ip_addresses")?;
-    // An unreadable stored list must not widen to "any address": such a key is not served.
-    let ip_nets = serde_json::from_str::<Vec<String>>(&ip_text)
+/// A stored IP list, or `None` when it cannot be read: an unreadable list must not widen to
+/// "any address", so such a key is not served.
+fn ip_list(text: &str) -> Option<Vec<IpNet>> {
+    // Most keys have no list; skip the JSON parser for them.
+    if text == "[]" {
+        return Some(Vec::new());
+    }
+    serde_json::from_str::<Vec<String>>(text)
         .ok()
-        .and_then(|entries| entries.iter().map(|e| ip::parse_entry(e)).collect());
+        .and_then(|entries| entries.iter().map(|e| ip::parse_entry(e)).collect())
+}
+
+fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+    let ip_nets = ip_list(&row.try_get::<String, _>("ip_addresses")?);
     Ok(ApiKey {
         id: row.try_get("id")?,
         agent_id: row.try_get("agent_id")?,
@@ -77,29 +87,97 @@ pub async fn list(db: &mut impl Db, agent_id: &str) -> Result<Vec<ApiKey>, Store
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
 }
 
-/// Up to `limit` keys of every agent in id order after `after`: the cache loads all keys a
-/// page at a time, so that a million keys never sit in memory as rows at once.
-pub async fn page(
+/// A key's columns for the cache, in the order of [`CoreRow`].
+const CORE_COLUMNS: &str = "id, agent_id, name, lookup_hash, permissions, ip_addresses, \
+     expires_at, last_used_at, rate_limit_requests, rate_limit_seconds, enabled, \
+     previous_lookup_hash, previous_expires_at";
+
+type CoreRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A page of keys for the cache as the database sent it ([`core_page`]).
+pub struct CorePage {
+    text: String,
+    /// The last id of the page, where the next starts.
+    pub last: Option<String>,
+    /// How many keys the page holds.
+    pub len: i64,
+}
+
+impl CorePage {
+    /// The page's keys.
+    pub fn keys(&self) -> Result<Vec<KeyCore>, StoreError> {
+        let rows: Vec<CoreRow> =
+            serde_json::from_str(&self.text).map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| KeyCore {
+                id: row.0,
+                agent_id: row.1,
+                name: row.2,
+                lookup_hash: row.3,
+                permissions: Permissions::from_bits(row.4),
+                ip_nets: ip_list(&row.5),
+                expires_at: row.6,
+                last_used_at: row.7,
+                rate_limit: rate_limit(row.8, row.9),
+                enabled: row.10 != 0,
+                previous_lookup_hash: row.11,
+                previous_expires_at: row.12,
+            })
+            .collect())
+    }
+}
+
+/// Up to `limit` keys of every agent in id order after `after`, with only what the cache
+/// needs: the cache loads all keys a page at a time, so that a million keys never sit in
+/// memory as rows at once. A page comes back as one JSON array in a single row rather than a
+/// row per key: per row, the SQLite driver copies every value, converts it for `Any` and
+/// hands the row from its worker thread to this one, which cost more than the rest of the
+/// load together. The array is in no particular order (ordering it made PostgreSQL sort the
+/// JSON values again); `MAX(id)` gives the page's end in the database's own collation.
+pub async fn core_page(
     db: &mut impl Db,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<ApiKey>, StoreError> {
-    let rows = match after {
-        Some(after) => {
-            sqlx::query(&format!("{SELECT} WHERE k.id > $1 ORDER BY k.id LIMIT $2"))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(db.raw())
-                .await?
-        }
-        None => {
-            sqlx::query(&format!("{SELECT} ORDER BY k.id LIMIT $1"))
-                .bind(limit)
-                .fetch_all(db.raw())
-                .await?
-        }
+) -> Result<CorePage, StoreError> {
+    let sql = match db.backend() {
+        Backend::Sqlite => format!(
+            "SELECT json_group_array(json_array({CORE_COLUMNS})), MAX(id), COUNT(*) \
+             FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2)"
+        ),
+        Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array({CORE_COLUMNS}))::text, '[]'), MAX(id), \
+             COUNT(*) FROM (SELECT {CORE_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id \
+             LIMIT $2) AS k"
+        ),
     };
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    let (text, last, len) = sqlx::query_as(&sql)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_one(db.raw())
+        .await?;
+    Ok(CorePage { text, last, len })
+}
+
+/// How many keys there are, of every agent.
+pub async fn count(db: &mut impl Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+        .fetch_one(db.raw())
+        .await?)
 }
 
 /// The agent's key `key_id`, or `NotFound`.
@@ -153,16 +231,8 @@ pub async fn insert(db: &mut impl Db, key: &ApiKey) -> Result<(), StoreError> {
 /// allows (one key when created, many when seeding big workspaces).
 pub async fn insert_many(db: &mut impl Db, keys: &[ApiKey]) -> Result<(), StoreError> {
     const COLUMNS: usize = 24;
-    for chunk in keys.chunks(super::rows_per_insert(db, COLUMNS)) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params = (1..=COLUMNS)
-                    .map(|k| format!("${}", i * COLUMNS + k))
-                    .collect::<Vec<_>>();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+    for chunk in keys.chunks(super::rows_per_values(db, COLUMNS)) {
+        let values = super::values_list(db, chunk.len(), COLUMNS);
         let sql = format!(
             "INSERT INTO api_keys (id, agent_id, name, description, lookup_hash, \
              secret_ciphertext, preview, permissions, ip_addresses, expires_at, created_by, \

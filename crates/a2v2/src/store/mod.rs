@@ -133,13 +133,49 @@ impl sealed::Raw for Conn {
 impl Db for Tx {}
 impl Db for Conn {}
 
-/// Rows per multi-row INSERT of `columns` parameters each. SQLite looks a parameter's name up
-/// by walking the statement's list of names, so binding costs grow with the square of the
-/// parameters in one statement: a few hundred per statement is fastest there. PostgreSQL
+/// Rows per multi-row INSERT of `columns` numbered (`$N`) parameters each. SQLite looks a
+/// parameter's name up by walking the statement's list of names, so binding costs grow with
+/// the square of the parameters in one statement: a few hundred per statement is fastest
+/// there ([`values_list`] avoids the names altogether). PostgreSQL
 /// binds by position; there fewer, larger statements save round trips (its limit is 65,535).
 pub(crate) fn rows_per_insert(db: &impl Db, columns: usize) -> usize {
     let parameters = match db.backend() {
         Backend::Sqlite => 500,
+        Backend::Postgres => 30_000,
+    };
+    (parameters / columns.max(1)).max(1)
+}
+
+/// A multi-row INSERT's `VALUES` list for up to the rows that [`rows_per_values`] allows:
+/// `rows` groups of `columns` placeholders. On SQLite they are anonymous `?`s, which bind by
+/// position without the walk through names (see [`rows_per_insert`]), so one statement can
+/// carry thousands of rows; PostgreSQL's are numbered `$1…` as everywhere.
+pub(crate) fn values_list(db: &impl Db, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            match db.backend() {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Rows per multi-row INSERT written with [`values_list`]: as many as the back end's limit on
+/// parameters in one statement allows (SQLite's is 32,766; PostgreSQL's 65,535).
+pub(crate) fn rows_per_values(db: &impl Db, columns: usize) -> usize {
+    let parameters = match db.backend() {
+        Backend::Sqlite => 32_766,
         Backend::Postgres => 30_000,
     };
     (parameters / columns.max(1)).max(1)

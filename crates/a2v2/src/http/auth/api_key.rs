@@ -44,7 +44,7 @@ impl Principal {
     /// The key as the audit log's actor, with where the request came from.
     pub fn by(&self) -> By {
         By {
-            actor: Actor::api_key(&self.key.id, &self.key.name),
+            actor: Actor::api_key(self.key.id(), self.key.name()),
             origin: Origin {
                 ip: Some(self.ip.to_string()),
                 user_agent: self.user_agent.clone(),
@@ -183,7 +183,7 @@ pub async fn guard(
     let deny = |reason: &'static str, key: Option<&CachedKey>, permission: Option<Permission>| {
         state.denials.record(Denial {
             reason,
-            key: key.map(|k| (k.id.clone(), k.name.clone(), k.agent_id.clone())),
+            key: key.map(|k| (k.id().to_owned(), k.name().to_owned(), k.agent_id.clone())),
             ip: client.to_string(),
             user_agent: user_agent.clone(),
             method: request.method().to_string(),
