@@ -405,12 +405,15 @@ pub async fn list(
         binds.push(bind);
         binds.len()
     };
-    // On SQLite a query of three or more characters whose trigrams few contacts hold starts
-    // from the trigram index and sorts those few; when many hold them, walking contacts in id
-    // order finds a page of matches soon and needs no index. PostgreSQL's planner weighs its
-    // trigram index against the id order itself.
-    let rare_terms = match filter.q.as_deref().and_then(trigram_terms) {
-        Some(terms) if db.backend() == Backend::Sqlite => {
+    // A query of three or more characters whose trigrams few contacts hold starts from the
+    // trigram index and sorts those few; when many hold them, walking contacts in id order
+    // finds a page of matches soon and needs no index. PostgreSQL's planner cannot tell the
+    // two apart (it guesses the same selectivity for every substring) and, for a common one,
+    // reads and sorts every match: so it is told, by counting candidates the same way.
+    let like_pattern = filter.q.as_deref().map(|q| format!("%{}%", like_escape(q)));
+    let mut common_substring = false;
+    let rare_terms = match (filter.q.as_deref().and_then(trigram_terms), db.backend()) {
+        (Some(terms), Backend::Sqlite) => {
             let candidates: i64 = sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts_search \
                  WHERE contacts_search MATCH $1 LIMIT {RARE})"
@@ -420,7 +423,19 @@ pub async fn list(
             .await?;
             (candidates < RARE).then_some(terms)
         }
-        _ => None,
+        (Some(_), Backend::Postgres) => {
+            let candidates: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM contacts \
+                 WHERE agent_id = $1 AND search_text LIKE $2 ESCAPE '\\' LIMIT {RARE}) AS found"
+            ))
+            .bind(agent_id)
+            .bind(like_pattern.as_deref())
+            .fetch_one(db.raw())
+            .await?;
+            common_substring = candidates >= RARE;
+            None
+        }
+        (None, _) => None,
     };
     // With a tag, walk the tag index in contact-id order and look each contact up (CROSS JOIN
     // keeps SQLite from starting at contacts, which would scan every contact for a rare tag).
@@ -465,10 +480,17 @@ pub async fn list(
             "c.rowid IN (SELECT rowid FROM contacts_search WHERE contacts_search MATCH ${n})"
         ));
     }
-    // The substring test always decides, so results are exactly those of a scan.
-    if let Some(q) = &filter.q {
-        let n = push(Bind::Text(format!("%{}%", like_escape(q))));
-        conditions.push(format!("c.search_text LIKE ${n} ESCAPE '\\'"));
+    // The substring test always decides, so results are exactly those of a scan. For a
+    // common substring on PostgreSQL it tests an expression the trigram index does not
+    // cover, which leaves the planner the walk in id order.
+    if let Some(pattern) = like_pattern {
+        let n = push(Bind::Text(pattern));
+        let text = if common_substring {
+            "(c.search_text || '')"
+        } else {
+            "c.search_text"
+        };
+        conditions.push(format!("{text} LIKE ${n} ESCAPE '\\'"));
     }
     let n = push(Bind::Int(limit));
     let sql = format!(
