@@ -565,6 +565,18 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)]
+    fn extraction_runs_in_the_idle_scheduling_class() {
+        // SAFETY: reads the calling thread's policy; no pointers involved.
+        let policy = on_background_thread(|| unsafe { libc::sched_getscheduler(0) })
+            .blocking_recv()
+            .unwrap();
+        assert_eq!(policy, libc::SCHED_IDLE);
+        // The caller's own thread keeps its class.
+        assert_ne!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
+    }
+
+    #[test]
     fn errors_become_sentences() {
         assert_eq!(
             sentence(&ExtractError::Encrypted),
