@@ -14,17 +14,19 @@
 # baseline. Prints requests/s and p99 of each and the ratios, and writes them into the
 # "Contacts API under load" section (or "…, PostgreSQL") of docs/PERFORMANCE.md.
 #
-# Environment: DURATION (s, default 10), CONNECTIONS (default 32; 16 for postgres), THREADS
-# (default 2), SEED (contacts, default 10000), SEED_PARALLEL (default 16), NO_DOC=1 to leave
-# the doc alone.
+# Environment: DURATION (s, default 10), CONNECTIONS (default 16), THREADS (default 1; 2 for
+# postgres, as pgbench's -j), SEED (contacts, default 10000), SEED_PARALLEL (default 16),
+# NO_DOC=1 to leave the doc alone.
 set -euo pipefail
 
 MODE="${1:-sqlite}"
 case "$MODE" in sqlite | postgres) ;; *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;; esac
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DURATION="${DURATION:-10}"
-if [ "$MODE" = postgres ]; then CONNECTIONS="${CONNECTIONS:-16}"; else CONNECTIONS="${CONNECTIONS:-32}"; fi
-THREADS="${THREADS:-2}"
+# The SQLite defaults are the settings the targets were set with: one wrk thread leaves a core
+# to the server, as a client on another machine would.
+CONNECTIONS="${CONNECTIONS:-16}"
+if [ "$MODE" = postgres ]; then THREADS="${THREADS:-2}"; else THREADS="${THREADS:-1}"; fi
 SEED="${SEED:-10000}"
 SEED_PARALLEL="${SEED_PARALLEL:-16}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,10 +55,17 @@ Findings (profiled with perf on the release build):
   13.1 µs after two changes — the cross-cutting layers added as one stack and each route's
   metrics and timeout as one layer (every `Router::layer` boxes each route once more, and
   boxed services are cloned per request), and request ids drawn from a thread-local
-  generator instead of one `getrandom` call each. With `RUST_LOG=warn` the same build takes
-  8.8 µs: the one log line per request (formatting and a write to standard error) is a
-  third of the cost. A writer thread with batched writes (tracing-appender) was tried and
-  cost more (15.5 µs: a wake-up per line).
+  generator instead of one `getrandom` call each.
+- The nodes here run with `RUST_LOG=warn`, as the baseline logs nothing; at the default level
+  each request also writes an access line (13.1 against 8.8 µs per request in the A/B
+  above). Those lines are now gathered per thread and written in batches
+  (`cli/log_output.rs`; WARN and ERROR lines at once): the `write(2)` per line was 6.3 % of
+  the server's samples at the default level and is 1 % now; formatting the line
+  (tracing-subscriber) is about 5 %. A writer thread fed per line (tracing-appender) was
+  tried first and cost more (15.5 µs: a wake-up per line).
+- wrk runs with 1 thread and 16 connections, the settings the targets were set with; with 2
+  threads and 32 connections wrk takes more of the two cores from the server, and the same
+  build measured 0.51 (2026-12-01, AMD EPYC) against 0.56–0.57.
 - The machine is shared by server, baseline and wrk, and the runs are sequential, so
   single results swing by ±0.1 between runs.
 NOTES_EOF
@@ -85,7 +94,16 @@ Findings:
   of the node: scheduler switches and wake-ups about a fifth of its samples, allocation and
   the `Any` row conversion next), and the cores it shares with PostgreSQL and wrk.
 - pgbench, wrk and the servers share the machine's two cores, and during the a2v2 runs
-  PostgreSQL shares them with a2v2 and wrk too: the ratio is conservative.
+  PostgreSQL shares them with a2v2 and wrk too: the ratio is conservative. pgbench itself
+  varies by machine: 40,000–59,000 tps on a 2-core Intel Xeon, 19,000–23,000 on the 2-core
+  AMD EPYC of the run above (one node 0.46–0.65 of it over six runs there).
+- Two nodes: p99 between 13 ms and 1 s across runs, and in two of about a dozen runs some
+  non-2xx answers (1,836 of ~100,000 in one). In a run with access logs on, the nodes'
+  own latencies stayed at p99 2.9–9.5 ms (at most 64 ms) while wrk's p99 was 13 ms: the
+  tail is spent outside request handling, waiting for a core or in the kernel. The cause
+  of the non-2xx answers is not known yet; the script now prints the statuses and warnings
+  from the nodes' logs when answers fail, and a node warns when its check for key changes
+  is slow or its key lease has passed (which answers 503), so the next such run names it.
 NOTES_EOF
 )"
 fi
@@ -123,6 +141,14 @@ trap cleanup EXIT
 echo "building release binaries" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin a2v2 --example baseline)
 TARGET="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
+
+# After failed reads: the statuses the nodes answered and their warnings, from their logs.
+explain_failures() {
+    for log in "$WORK"/node*.log.err; do
+        echo "$(basename "$log" .log.err): statuses $(grep -o 'status=[0-9]*' "$log" | sort | uniq -c | tr -s ' ' | tr '\n' ',')" >&2
+        grep -E ' (WARN|ERROR) ' "$log" | sed -E 's/^[^ ]+ +//' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 >&2
+    done
+}
 
 # Waits for "listening on http://…" in log file $1 and prints the URL.
 url_of() {
@@ -278,7 +304,7 @@ if [ "$MODE" = sqlite ]; then
     read -r BASE_RPS BASE_P99 _ < <(measure -s "$BASELINE_LUA" "$BASELINE_URL")
     echo "a2v2: GET /v1/contacts/{id} (authenticated)" >&2
     read -r API_RPS API_P99 API_ERR < <(measure -s "$CONTACTS_LUA" "$URL")
-    [ "$API_ERR" = 0 ] || { echo "contact reads failed: $API_ERR non-2xx responses" >&2; exit 1; }
+    [ "$API_ERR" = 0 ] || { echo "contact reads failed: $API_ERR non-2xx responses" >&2; explain_failures; exit 1; }
     RATIO="$(ratio "$API_RPS" "$BASE_RPS")"
     LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -293,7 +319,7 @@ $HEADING
 
 Measured by \`scripts/load-contacts.sh\` on $DATE: release build, SQLite in a temporary data
 directory, $SEED contacts seeded through \`POST /v1/contacts\` ($SEED_PARALLEL in flight,
-${SEED_SECONDS}s), loopback only. wrk ($THREADS threads, $CONNECTIONS connections,
+${SEED_SECONDS}s), loopback only. wrk (\`-t$THREADS -c$CONNECTIONS\`,
 ${DURATION}s per run) sends authenticated \`GET /v1/contacts/{id}\` for 200 ids spread over the
 data set; the baseline is \`crates/a2v2/examples/baseline.rs\`, a bare axum handler returning
 constant JSON, measured in the same run. Server, baseline and wrk share one machine
@@ -326,7 +352,7 @@ else
     wrk -t1 -c4 -d2s -s "$CONTACTS_LUA" "$URL" >/dev/null
     echo "a2v2, one node: GET /v1/contacts/{id} (authenticated)" >&2
     read -r ONE_RPS ONE_P99 ONE_ERR < <(measure -s "$CONTACTS_LUA" "$URL")
-    [ "$ONE_ERR" = 0 ] || { echo "contact reads failed: $ONE_ERR non-2xx responses" >&2; exit 1; }
+    [ "$ONE_ERR" = 0 ] || { echo "contact reads failed: $ONE_ERR non-2xx responses" >&2; explain_failures; exit 1; }
 
     start_node node2
     URL2="$(url_of "$WORK/node2.log")"
@@ -334,7 +360,7 @@ else
     wrk -t1 -c4 -d2s -s "$CONTACTS_LUA" "$URL2" >/dev/null
     echo "a2v2, two nodes: GET /v1/contacts/{id}, half the clients on each" >&2
     read -r TWO_RPS TWO_P99 TWO_ERR < <(measure_two "$URL" "$URL2")
-    [ "$TWO_ERR" = 0 ] || { echo "contact reads failed: $TWO_ERR non-2xx responses" >&2; exit 1; }
+    [ "$TWO_ERR" = 0 ] || { echo "contact reads failed: $TWO_ERR non-2xx responses" >&2; explain_failures; exit 1; }
     ONE_RATIO="$(ratio "$ONE_RPS" "$PGB_TPS")"
     TWO_RATIO="$(ratio "$TWO_RPS" "$PGB_TPS")"
     LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -355,7 +381,7 @@ Measured by \`scripts/load-contacts.sh postgres\` on $DATE: release build, Postg
 $PG_VERSION on the same machine (a fresh database), $SEED contacts seeded through
 \`POST /v1/contacts\` (${SEED_SECONDS}s). The baseline is PostgreSQL's own primary-key select,
 \`pgbench -S -M prepared -c $CONNECTIONS -j $THREADS\` on a scale-10 data set, run in the same
-script; then wrk ($THREADS threads, $CONNECTIONS connections, ${DURATION}s) sends authenticated
+script; then wrk (\`-t$THREADS -c$CONNECTIONS\`, ${DURATION}s) sends authenticated
 \`GET /v1/contacts/{id}\` for 200 ids to one node, then to two nodes on the same database at
 once (half the connections each). Everything shares one machine ($CORES cores, $CPU; load
 average $LOAD after the runs).

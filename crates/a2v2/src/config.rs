@@ -17,6 +17,14 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
 pub const DEFAULT_INVALID_KEY_LIMIT: u32 = 1200;
 pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
+
+/// One core is left to requests: with extraction on every core, a request that wakes up lands
+/// on a core busy with extraction and, idle class or not, waits for it up to a scheduler tick
+/// (key verification p99 3.5 ms against 2 ms with one worker fewer on two cores, at about a
+/// fifth less document throughput; docs/PERFORMANCE.md).
+fn default_extraction_workers(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
@@ -111,7 +119,8 @@ pub struct ConfigArgs {
     /// (IPv6: one /64) may make per minute; further requests are answered 429 [default: 1200]
     #[arg(long, env = "A2V2_INVALID_KEY_LIMIT", global = true)]
     pub invalid_key_limit: Option<u32>,
-    /// Documents extracted at once by this node [default: the number of CPU cores]
+    /// Documents extracted at once by this node [default: one less than the number of CPU
+    /// cores, at least 1]
     #[arg(long, env = "A2V2_EXTRACTION_WORKERS", global = true)]
     pub extraction_workers: Option<usize>,
     /// Uploads up to this many bytes are extracted while the client waits (201); larger ones
@@ -323,7 +332,9 @@ impl ConfigArgs {
             workers: match self.extraction_workers.or(file.extraction_workers) {
                 Some(0) => bail!("extraction_workers must be at least 1"),
                 Some(n) => n,
-                None => std::thread::available_parallelism().map_or(1, usize::from),
+                None => default_extraction_workers(
+                    std::thread::available_parallelism().map_or(1, usize::from),
+                ),
             },
             inline_max_bytes: self
                 .extraction_inline_bytes
@@ -436,6 +447,13 @@ mod tests {
             "postgres://app:***@db:5432/a2v2"
         );
         assert_eq!(redact_url("sqlite://data/a2v2.db"), "sqlite://data/a2v2.db");
+    }
+
+    #[test]
+    fn extraction_leaves_a_core_to_requests() {
+        assert_eq!(default_extraction_workers(1), 1);
+        assert_eq!(default_extraction_workers(2), 1);
+        assert_eq!(default_extraction_workers(8), 7);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod contacts;
 mod keys;
+mod log_output;
 mod members;
 mod seed;
 
@@ -241,15 +242,23 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_output::Batched)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }
+    log_output::start();
 }
 
+/// Runs the command; everything it logged is written out before this returns.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let result = run_command(cli).await;
+    log_output::flush();
+    result
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config.resolve()?;
     init_logging(config.log_format);
     match cli.command {

@@ -523,23 +523,96 @@ async fn keep_lease(store: store::Store, job_id: String, token: String, lease: D
     }
 }
 
-/// Runs `work` on a thread of its own in the idle scheduling class, so that a busy extraction
-/// pool slows extraction, not the API: request handling and key verification win the cores.
-/// Threads that OCR starts inherit the class. The receiver fails if `work` panicked.
+/// Runs `work` on a thread in the idle scheduling class, so that a busy extraction pool slows
+/// extraction, not the API: request handling and key verification win the cores. Threads that
+/// OCR starts inherit the class. The receiver fails if `work` panicked.
 fn on_background_thread<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<T> {
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("a2v2-extract".into())
-        .spawn(move || {
-            lower_priority();
-            let _ = sender.send(work());
-        });
-    if let Err(err) = spawned {
-        tracing::error!(error = %err, "cannot start an extraction thread");
-    }
+    IDLE_THREADS.run(Box::new(move || {
+        let _ = sender.send(work());
+    }));
     receiver
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Idle-class threads kept for the next document. A thread per document cost the cores
+/// kernel work at normal priority (its stack mapped and unmapped, its class changed) which
+/// requests then waited behind. Threads are started when none is free, so a document that
+/// never finishes holds up no other, and end after [`KEEP_IDLE`] without work.
+static IDLE_THREADS: IdleThreads = IdleThreads {
+    state: Mutex::new(Waiting {
+        tasks: std::collections::VecDeque::new(),
+        idle: 0,
+    }),
+    ready: std::sync::Condvar::new(),
+};
+const KEEP_IDLE: Duration = Duration::from_secs(60);
+
+struct IdleThreads {
+    state: Mutex<Waiting>,
+    ready: std::sync::Condvar,
+}
+
+struct Waiting {
+    tasks: std::collections::VecDeque<Task>,
+    /// Threads waiting for a task. A task is queued only while more threads wait than tasks
+    /// are queued, so every queued task has a thread that will take it.
+    idle: usize,
+}
+
+impl IdleThreads {
+    fn run(&'static self, task: Task) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.idle > state.tasks.len() {
+                state.tasks.push_back(task);
+                self.ready.notify_one();
+                return;
+            }
+        }
+        let spawned = std::thread::Builder::new()
+            .name("a2v2-extract".into())
+            .spawn(move || {
+                lower_priority();
+                run_task(task);
+                self.serve();
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "cannot start an extraction thread");
+        }
+    }
+
+    /// Takes queued tasks until none came for [`KEEP_IDLE`].
+    fn serve(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(task) = state.tasks.pop_front() {
+                drop(state);
+                run_task(task);
+                state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.idle += 1;
+            let (next, waited) = self
+                .ready
+                .wait_timeout(state, KEEP_IDLE)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if waited.timed_out() && state.tasks.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// A panicking task drops its result's sender (its caller sees the failure); the thread
+/// lives on for the next one.
+fn run_task(task: Task) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
 }
 
 /// `SCHED_IDLE` rather than a nice value: a thread of normal priority that wakes up (a request
@@ -552,6 +625,9 @@ fn lower_priority() {
     // SAFETY: the call only reads `param`, which outlives it; pid 0 is the calling thread.
     let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     if idle == 0 {
+        // A thread that changes its own class keeps the core until its time slice ends
+        // (several milliseconds): requests that woke up meanwhile would wait that long.
+        std::thread::yield_now();
         return;
     }
     let me = Some(rustix::thread::gettid());
@@ -574,6 +650,14 @@ mod tests {
         assert_eq!(policy, libc::SCHED_IDLE);
         // The caller's own thread keeps its class.
         assert_ne!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
+    }
+
+    #[test]
+    fn a_panicking_extraction_fails_alone() {
+        let panicked = on_background_thread(|| -> u8 { panic!("a parser bug") });
+        assert!(panicked.blocking_recv().is_err());
+        let next = on_background_thread(|| 7_u8);
+        assert_eq!(next.blocking_recv().unwrap(), 7);
     }
 
     #[test]

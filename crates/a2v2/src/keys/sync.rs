@@ -88,12 +88,19 @@ pub fn plan(seen: i64, current: i64, logged: &[(i64, String)]) -> CatchUp {
 /// no close, as after a NAT or conntrack drop) cannot hold the node up.
 pub async fn poll(keys: Keys, store: Store) {
     let budget = (keys.lease() / 2).max(POLL_EVERY);
+    let slow_ms = i64::try_from((keys.lease() / 5).as_millis()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<(SideConnection, u64)> = None;
     loop {
         tick.tick().await;
         let started = now_ms();
+        if !keys.is_current(started) {
+            tracing::warn!(
+                lease_ms = keys.lease().as_millis() as u64,
+                "API keys are refused with 503 until a check for key changes gets through"
+            );
+        }
         // After a failover the store follows the new primary; so does this connection.
         if conn
             .as_ref()
@@ -113,7 +120,17 @@ pub async fn poll(keys: Keys, store: Store) {
         })
         .await;
         match result {
-            Ok(Ok(())) => keys.confirm(started),
+            Ok(Ok(())) => {
+                keys.confirm(started);
+                let took = now_ms().saturating_sub(started);
+                if took > slow_ms {
+                    tracing::warn!(
+                        took_ms = took,
+                        lease_ms = keys.lease().as_millis() as u64,
+                        "checking for key changes was slow; keys are refused once the lease passes unconfirmed"
+                    );
+                }
+            }
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "checking for key changes failed; retrying");
                 if let Some((old, _)) = conn.take() {

@@ -505,6 +505,25 @@ async fn logs_carry_request_ids_but_no_secrets() {
     );
 }
 
+/// Log lines are written in batches: a request's line still reaches the log promptly while
+/// the server keeps running, without a warning or a shutdown to push it out.
+#[tokio::test]
+async fn request_lines_reach_the_log_while_the_server_runs() {
+    let server = Server::start().await;
+    let health = server.client().get("/healthz").await;
+    health.expect(200, None);
+    let request_id = health.headers["x-request-id"].to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.logs().contains(&request_id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request's line did not reach the log within 5 s:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn parallel_wrong_sign_ins_cannot_pass_the_limit() {
     let server = Server::start().await;
