@@ -20,8 +20,8 @@ pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
 
 /// One core is left to requests: with extraction on every core, a request that wakes up lands
 /// on a core busy with extraction and, idle class or not, waits for it up to a scheduler tick
-/// (key verification p99 3.5 ms against 2 ms with one worker fewer on two cores, at about a
-/// fifth less document throughput; docs/PERFORMANCE.md).
+/// (key verification p99 3.5 ms against 2–2.9 ms with one worker fewer on two cores, for
+/// about a quarter less document throughput; docs/PERFORMANCE.md).
 fn default_extraction_workers(cores: usize) -> usize {
     cores.saturating_sub(1).max(1)
 }

@@ -76,12 +76,22 @@ fn bytes(value: &Value) -> Option<Vec<u8>> {
 }
 
 async fn create(w: &World, body: Value) -> Value {
+    create_as(w, &w.key, body).await
+}
+
+async fn create_as(w: &World, key: &str, body: Value) -> Value {
     let reply = w
         .server
-        .v1(Method::POST, "/v1/contacts", &w.key, Some(body))
+        .v1(Method::POST, "/v1/contacts", key, Some(body))
         .await;
     reply.expect(201, None);
     reply.body
+}
+
+/// A key with every permission of a second agent of the same workspace.
+async fn other_agents_key(w: &World) -> String {
+    let agent = w.owner.create_agent("Other bot").await;
+    w.owner.create_key(&agent, ALL).await.1
 }
 
 fn id(contact: &Value) -> String {
@@ -357,17 +367,8 @@ async fn emails_are_unique_per_agent_case_insensitively() {
     assert_eq!(reply.body["error"]["existing_id"], first["id"]);
 
     // Another agent may hold the same email.
-    let agent_b = w.owner.create_agent("Other bot").await;
-    let (_, key_b) = w.owner.create_key(&agent_b, ALL).await;
-    w.server
-        .v1(
-            Method::POST,
-            "/v1/contacts",
-            &key_b,
-            Some(json!({"email": "sam@example.com"})),
-        )
-        .await
-        .expect(201, None);
+    let key_b = other_agents_key(&w).await;
+    create_as(&w, &key_b, json!({"email": "sam@example.com"})).await;
     assert_eq!(all_ids(&w, "").await.len(), 4);
 }
 
@@ -540,19 +541,9 @@ async fn concurrent_patches_without_if_match_all_apply() {
 async fn another_agents_contacts_do_not_exist() {
     let w = world().await;
     let mine = create(&w, json!({"first_name": "Mine"})).await;
-    let agent_b = w.owner.create_agent("Other bot").await;
-    let (_, key_b) = w.owner.create_key(&agent_b, ALL).await;
-    let theirs = w
-        .server
-        .v1(
-            Method::POST,
-            "/v1/contacts",
-            &key_b,
-            Some(json!({"first_name": "Theirs"})),
-        )
-        .await;
-    theirs.expect(201, None);
-    let their_path = format!("/v1/contacts/{}", id(&theirs.body));
+    let key_b = other_agents_key(&w).await;
+    let theirs = create_as(&w, &key_b, json!({"first_name": "Theirs"})).await;
+    let their_path = format!("/v1/contacts/{}", id(&theirs));
     // Their own read first, so that a cached copy exists when the other agent asks.
     w.server
         .v1(Method::GET, &their_path, &key_b, None)
@@ -592,25 +583,15 @@ async fn another_agents_contacts_do_not_exist() {
 #[tokio::test]
 async fn concurrent_reads_answer_each_agent_with_its_own_contacts() {
     let w = world().await;
-    let agent_b = w.owner.create_agent("Other bot").await;
-    let (_, key_b) = w.owner.create_key(&agent_b, ALL).await;
+    let key_b = other_agents_key(&w).await;
     let mut contacts = Vec::new();
     for n in 0..8 {
         let mine = create(&w, json!({"first_name": format!("Mine {n}")})).await;
-        let theirs = w
-            .server
-            .v1(
-                Method::POST,
-                "/v1/contacts",
-                &key_b,
-                Some(json!({"first_name": format!("Theirs {n}")})),
-            )
-            .await;
-        theirs.expect(201, None);
+        let theirs = create_as(&w, &key_b, json!({"first_name": format!("Theirs {n}")})).await;
         contacts.push((
             id(&mine),
             format!("Mine {n}"),
-            id(&theirs.body),
+            id(&theirs),
             format!("Theirs {n}"),
         ));
     }
@@ -947,8 +928,7 @@ async fn idempotency_keys_replay_the_first_response() {
         .expect(201, None);
 
     // Keys are per agent.
-    let agent_b = w.owner.create_agent("Other bot").await;
-    let (_, key_b) = w.owner.create_key(&agent_b, ALL).await;
+    let key_b = other_agents_key(&w).await;
     let theirs = send(
         &w.server,
         Method::POST,
