@@ -14,7 +14,7 @@ use std::{
     borrow::Borrow,
     hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
@@ -347,8 +347,9 @@ pub struct KeyCache {
     /// The tags of each key's current and previous secret.
     tag_of: DashMap<String, [Option<u128>; 2]>,
     tag_keys: [RandomState; 2],
-    /// Keys with a rate limit, for the budget reservations.
-    limited: IdSet,
+    /// Rate-limited keys used on this node since their budget was last reserved (several
+    /// nodes only): the reservation task visits these, not every limited key.
+    in_use: Mutex<Vec<Arc<CachedKey>>>,
     /// The incident switch: every key answers like a deleted one.
     suspended: AtomicBool,
 }
@@ -364,7 +365,7 @@ impl KeyCache {
             verified: DashMap::default(),
             tag_of: DashMap::new(),
             tag_keys: [RandomState::new(), RandomState::new()],
-            limited: IdSet::default(),
+            in_use: Mutex::new(Vec::new()),
             suspended: AtomicBool::new(false),
         }
     }
@@ -384,12 +385,30 @@ impl KeyCache {
         reserve(&self.by_id.0, keys);
     }
 
-    /// The keys that have a rate limit.
-    pub fn limited(&self) -> Vec<Arc<CachedKey>> {
-        self.limited
-            .0
-            .iter()
-            .map(|e| Arc::clone(&e.key().0))
+    /// Notes a request of a rate-limited key, so that the reservation task visits it.
+    pub fn note_limited_use(&self, key: &Arc<CachedKey>) {
+        if key.limiter.as_ref().is_some_and(|limiter| limiter.list()) {
+            self.in_use
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(key));
+        }
+    }
+
+    /// The rate-limited keys used since the last call, each once, as currently cached (keys
+    /// changed or deleted since are left out).
+    pub fn take_limited_in_use(&self) -> Vec<Arc<CachedKey>> {
+        let noted =
+            std::mem::take(&mut *self.in_use.lock().unwrap_or_else(PoisonError::into_inner));
+        noted
+            .into_iter()
+            .filter(|key| {
+                let current = self.get(key.id()).is_some_and(|now| Arc::ptr_eq(&now, key));
+                if !current && let Some(limiter) = &key.limiter {
+                    limiter.unlist();
+                }
+                current
+            })
             .collect()
     }
 
@@ -524,14 +543,6 @@ impl KeyCache {
                 self.by_previous.remove(&hash.0);
             }
         }
-        if key.limiter.is_some() {
-            self.limited.put(ById(Arc::clone(&key)));
-        } else if before
-            .as_ref()
-            .is_some_and(|before| before.limiter.is_some())
-        {
-            self.limited.remove(key.id());
-        }
         self.retag(&key, before.as_deref());
     }
 
@@ -588,7 +599,6 @@ impl KeyCache {
                 self.by_previous.remove(&hash.0);
             }
         }
-        self.limited.remove(key_id);
         self.forget(key_id);
     }
 
@@ -818,6 +828,43 @@ mod tests {
     }
 
     #[test]
+    fn limited_keys_in_use_are_listed_once_and_only_while_cached() {
+        let cache = cache();
+        let limited = |secret: &str| {
+            let mut row = stored(&cache, secret);
+            row.rate_limit = Some(crate::model::key::RateLimit {
+                requests: 5,
+                per_seconds: 60,
+            });
+            CachedKey::from_stored(row, cache.agent_id("agt_1"), true).unwrap()
+        };
+        cache.put(limited(&format::generate()));
+        let cached = cache.get("key_1").unwrap();
+        for _ in 0..3 {
+            cache.note_limited_use(&cached);
+        }
+        let taken = cache.take_limited_in_use();
+        assert_eq!(taken.len(), 1, "listed once however often used");
+        assert!(cache.take_limited_in_use().is_empty());
+
+        // Off the list, a use lists it again; a key replaced meanwhile is left out.
+        cached.limiter.as_ref().unwrap().unlist();
+        cache.note_limited_use(&cached);
+        cache.put(limited(&format::generate()));
+        assert!(cache.take_limited_in_use().is_empty());
+
+        // Without coordination (one node) nothing is listed.
+        let mut row = stored(&cache, &format::generate());
+        row.rate_limit = Some(crate::model::key::RateLimit {
+            requests: 5,
+            per_seconds: 60,
+        });
+        let single = Arc::new(CachedKey::from_stored(row, cache.agent_id("agt_1"), false).unwrap());
+        cache.note_limited_use(&single);
+        assert!(cache.take_limited_in_use().is_empty());
+    }
+
+    #[test]
     fn stored_keys_keep_every_field_and_unreadable_ones_are_refused() {
         let cache = cache();
         let (old, new) = (format::generate(), format::generate());
@@ -844,7 +891,6 @@ mod tests {
         cache.put(key);
         assert_eq!(cache.verify(&new, 0).unwrap().name(), "Billing");
         assert_eq!(cache.verify(&old, 999).unwrap().id(), "key_1");
-        assert_eq!(cache.limited().len(), 1);
 
         let plain =
             CachedKey::from_stored(stored(&cache, &new), Arc::clone(&agent), false).unwrap();

@@ -16,7 +16,10 @@
 //! of not yet granted requests at a time; the next reservation asks for them too. So the
 //! deployment exceeds a limit by at most that credit per node.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{
+    Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
 
 use crate::model::key::RateLimit;
 
@@ -57,6 +60,9 @@ pub struct Limiter {
     coordinated: bool,
     credit: u32,
     window: Mutex<Window>,
+    /// Set while the key is on its cache's list of keys in use, whose budget the background
+    /// task reserves.
+    listed: AtomicBool,
 }
 
 /// A reservation to ask the database for: `(bucket, requests)` pairs.
@@ -76,7 +82,22 @@ impl Limiter {
                 slots: [Slot::default(); SLOTS],
                 others: 0,
             }),
+            listed: AtomicBool::new(false),
         }
+    }
+
+    /// Puts a coordinated limiter on its cache's list of keys in use; true when this call
+    /// did (the caller then adds the key), false when it was listed already. One atomic load
+    /// on the hot path once listed.
+    pub fn list(&self) -> bool {
+        self.coordinated
+            && !self.listed.load(Ordering::Relaxed)
+            && !self.listed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes the limiter off the list (the background task, for a key gone idle).
+    pub fn unlist(&self) {
+        self.listed.store(false, Ordering::Release);
     }
 
     pub fn bucket_of(&self, now_ms: i64) -> i64 {

@@ -504,7 +504,18 @@ impl Keys {
             return;
         }
         let now = now_ms();
-        for key in self.0.cache.limited() {
+        let keys = self.0.cache.take_limited_in_use();
+        // Keys stay listed while they have requests in the window; each is taken off the
+        // list first, so a request arriving meanwhile lists it again by itself.
+        for key in &keys {
+            if let Some(limiter) = &key.limiter {
+                limiter.unlist();
+                if limiter.active(now) {
+                    self.0.cache.note_limited_use(key);
+                }
+            }
+        }
+        for key in keys {
             let Some(limiter) = &key.limiter else {
                 continue;
             };

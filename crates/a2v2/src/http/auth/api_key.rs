@@ -239,7 +239,10 @@ pub async fn guard(
     let quota = match &key.limiter {
         None => None,
         Some(limiter) => match limiter.admit(now) {
-            Ok(quota) => Some(quota),
+            Ok(quota) => {
+                state.keys.cache().note_limited_use(&key);
+                Some(quota)
+            }
             Err(quota) => {
                 metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let refused = ApiError::RateLimited {
