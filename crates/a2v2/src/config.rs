@@ -17,14 +17,6 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 26_214_400;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 0;
 pub const DEFAULT_INVALID_KEY_LIMIT: u32 = 1200;
 pub const DEFAULT_KEY_LEASE_SECONDS: u64 = 5;
-
-/// One core is left to requests: with extraction on every core, a request that wakes up lands
-/// on a core busy with extraction and, idle class or not, waits for it up to a scheduler tick
-/// (key verification p99 3.5 ms against 2–2.9 ms with one worker fewer on two cores, for
-/// about a quarter less document throughput; docs/PERFORMANCE.md).
-fn default_extraction_workers(cores: usize) -> usize {
-    cores.saturating_sub(1).max(1)
-}
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 15;
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
@@ -37,6 +29,14 @@ pub const DEFAULT_EXTRACTION_LEASE_SECONDS: u64 = 30;
 pub const DEFAULT_OCR_LANGUAGES: &str = "eng";
 /// Far above what one process can serve; keeps the count within the semaphore's range.
 const MOST_CONNECTIONS: usize = 1_000_000;
+
+/// One core is left to requests: with extraction on every core, a request that wakes up lands
+/// on a core busy with extraction and, idle class or not, waits for it up to a scheduler tick
+/// (key verification p99 3.5 ms against 2–2.9 ms with one worker fewer on two cores, for
+/// about a quarter less document throughput; docs/PERFORMANCE.md).
+fn default_extraction_workers(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
