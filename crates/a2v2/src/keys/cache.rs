@@ -13,6 +13,7 @@
 use std::{
     borrow::Borrow,
     hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState},
+    net::IpAddr,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicI64, Ordering},
@@ -26,7 +27,10 @@ use subtle::ConstantTimeEq;
 use super::{format, limiter::Limiter, usage::Usage};
 use crate::{
     crypto::{KeySecrets, LookupHash, decode_hex},
-    model::{key::KeyCore, permissions::Permissions},
+    model::{
+        key::KeyCore,
+        permissions::{Permission, Permissions},
+    },
 };
 
 /// What verification needs to know about one key. The cache holds one per key, a million in
@@ -170,10 +174,21 @@ impl CachedKey {
     }
 
     /// Records a use, writing the shared cache line at most once a second per key.
-    pub fn touch(&self, now_ms: i64) {
+    fn touch(&self, now_ms: i64) {
         if now_ms - self.last_used.load(Ordering::Relaxed) >= 1000 {
             self.last_used.store(now_ms, Ordering::Relaxed);
         }
+    }
+
+    /// The last-used time not yet written to storage.
+    pub fn unflushed_use(&self) -> Option<i64> {
+        let used = self.last_used.load(Ordering::Relaxed);
+        (used > self.flushed_last_used.load(Ordering::Relaxed)).then_some(used)
+    }
+
+    /// Marks a last-used time from [`CachedKey::unflushed_use`] as written.
+    pub fn mark_flushed(&self, used: i64) {
+        self.flushed_last_used.fetch_max(used, Ordering::Relaxed);
     }
 }
 
@@ -350,6 +365,9 @@ pub struct KeyCache {
     /// Rate-limited keys used on this node since their budget was last reserved (several
     /// nodes only): the reservation task visits these, not every limited key.
     in_use: Mutex<Vec<Arc<CachedKey>>>,
+    /// Keys used on this node since the last flush of last-used times and usage: the flush
+    /// visits these, not every cached key.
+    used: Mutex<Vec<Arc<CachedKey>>>,
     /// The incident switch: every key answers like a deleted one.
     suspended: AtomicBool,
 }
@@ -366,6 +384,7 @@ impl KeyCache {
             tag_of: DashMap::new(),
             tag_keys: [RandomState::new(), RandomState::new()],
             in_use: Mutex::new(Vec::new()),
+            used: Mutex::new(Vec::new()),
             suspended: AtomicBool::new(false),
         }
     }
@@ -392,6 +411,49 @@ impl KeyCache {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(key));
+        }
+    }
+
+    /// Records an admitted request of `key`: its last-used time and usage, written by the
+    /// next flush.
+    pub fn record_use(
+        &self,
+        key: &Arc<CachedKey>,
+        permission: Option<Permission>,
+        client: IpAddr,
+        now_ms: i64,
+    ) {
+        key.touch(now_ms);
+        key.usage.record(permission, client, now_ms);
+        self.list_for_flush(key);
+    }
+
+    fn list_for_flush(&self, key: &Arc<CachedKey>) {
+        if key.usage.list() {
+            self.used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(key));
+        }
+    }
+
+    /// The keys used since the last call, each once and as currently cached (deleted keys
+    /// are left out), taken off the flush list.
+    pub fn take_used(&self) -> Vec<Arc<CachedKey>> {
+        let noted = std::mem::take(&mut *self.used.lock().unwrap_or_else(PoisonError::into_inner));
+        noted
+            .into_iter()
+            .filter_map(|key| {
+                key.usage.unlist();
+                self.get(key.id())
+            })
+            .collect()
+    }
+
+    /// Puts keys from [`KeyCache::take_used`] back when their flush failed.
+    pub fn relist_used(&self, keys: &[Arc<CachedKey>]) {
+        for key in keys {
+            self.list_for_flush(key);
         }
     }
 
@@ -627,36 +689,6 @@ impl KeyCache {
     pub fn is_empty(&self) -> bool {
         self.by_id.0.is_empty()
     }
-
-    /// Calls `f` with every cached key once, without copying the set: with a million keys
-    /// the periodic flush must not allocate per key. `f` must not touch the cache (it runs
-    /// under a shard's read lock).
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<CachedKey>)) {
-        for entry in &self.by_id.0 {
-            f(&entry.key().0);
-        }
-    }
-
-    /// Last-used times not yet written to storage.
-    pub fn unflushed_uses(&self) -> Vec<(String, i64)> {
-        let mut uses = Vec::new();
-        self.for_each(|entry| {
-            let used = entry.last_used.load(Ordering::Relaxed);
-            if used > entry.flushed_last_used.load(Ordering::Relaxed) {
-                uses.push((entry.id().to_owned(), used));
-            }
-        });
-        uses
-    }
-
-    /// Marks `uses` as written, once storage has them.
-    pub fn mark_flushed(&self, uses: &[(String, i64)]) {
-        for (key_id, used) in uses {
-            if let Some(entry) = self.get(key_id) {
-                entry.flushed_last_used.fetch_max(*used, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -792,22 +824,39 @@ mod tests {
     }
 
     #[test]
-    fn uses_are_flushed_once() {
+    fn used_keys_are_listed_once_per_flush_and_uses_written_once() {
         let cache = cache();
-        let key = format::generate();
+        let (key, idle) = (format::generate(), format::generate());
         cache.put(entry(&cache, "key_1", &key, None));
-        cache.verify(&key, 0).unwrap().touch(5_000);
-        let uses = cache.unflushed_uses();
-        assert_eq!(uses, [("key_1".to_owned(), 5_000)]);
-        assert_eq!(
-            cache.unflushed_uses(),
-            uses,
-            "not written yet: still pending"
-        );
-        cache.mark_flushed(&uses);
-        assert!(cache.unflushed_uses().is_empty());
+        cache.put(entry(&cache, "key_2", &idle, None));
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let cached = cache.verify(&key, 0).unwrap();
+        cache.record_use(&cached, None, client, 5_000);
+        cache.record_use(&cached, None, client, 5_500);
+        let taken = cache.take_used();
+        assert_eq!(taken.len(), 1, "listed once, and the idle key not at all");
+        assert_eq!(taken[0].unflushed_use(), Some(5_000));
+        assert!(cache.take_used().is_empty());
+
+        // A failed flush puts the key back; a written one is not written again.
+        cache.relist_used(&taken);
+        let taken = cache.take_used();
+        assert_eq!(taken.len(), 1);
+        taken[0].mark_flushed(5_000);
+        assert_eq!(taken[0].unflushed_use(), None);
+
+        // Edits keep the time, and a key listed before an edit is flushed as now cached.
+        cache.record_use(&cached, None, client, 7_000);
         cache.put(entry(&cache, "key_1", &key, None));
-        assert_eq!(cache.get("key_1").unwrap().last_used_at(), Some(5_000));
+        let taken = cache.take_used();
+        assert!(!Arc::ptr_eq(&taken[0], &cached));
+        assert_eq!(taken[0].unflushed_use(), Some(7_000));
+        assert_eq!(cache.get("key_1").unwrap().last_used_at(), Some(7_000));
+
+        // A key deleted after its use is left out.
+        cache.record_use(&cached, None, client, 9_000);
+        cache.remove("key_1");
+        assert!(cache.take_used().is_empty());
     }
 
     fn stored(cache: &KeyCache, secret: &str) -> KeyCore {

@@ -722,17 +722,23 @@ impl Keys {
     /// Writes the last-used times and usage gathered in memory since the previous flush, in
     /// one transaction; they count as written only once it has committed.
     pub async fn flush_last_used(&self) {
-        let uses = self.0.cache.unflushed_uses();
-        let mut usage: Vec<(Arc<CachedKey>, super::usage::Pending)> = Vec::new();
-        self.0.cache.for_each(|key| {
-            let batch = key.usage.pending();
-            if !batch.permissions.is_empty() || !batch.clients.is_empty() {
-                usage.push((Arc::clone(key), batch));
-            }
-        });
-        if uses.is_empty() && usage.is_empty() {
+        let keys = self.0.cache.take_used();
+        if keys.is_empty() {
             return;
         }
+        let used: Vec<_> = keys
+            .iter()
+            .filter_map(|key| Some((key, key.unflushed_use()?)))
+            .collect();
+        let uses: Vec<(String, i64)> = used
+            .iter()
+            .map(|(key, at)| (key.id().to_owned(), *at))
+            .collect();
+        let usage: Vec<_> = keys
+            .iter()
+            .map(|key| (key, key.usage.pending()))
+            .filter(|(_, batch)| !batch.permissions.is_empty() || !batch.clients.is_empty())
+            .collect();
         let result = async {
             let mut tx = self.0.store.begin().await?;
             store::keys::record_uses(&mut tx, &uses).await?;
@@ -745,12 +751,17 @@ impl Keys {
         .await;
         match result {
             Ok(()) => {
-                self.0.cache.mark_flushed(&uses);
+                for (key, at) in &used {
+                    key.mark_flushed(*at);
+                }
                 for (key, batch) in &usage {
                     key.usage.flushed(batch);
                 }
             }
-            Err(err) => tracing::warn!(error = %err, "writing last-used times and usage failed"),
+            Err(err) => {
+                self.0.cache.relist_used(&keys);
+                tracing::warn!(error = %err, "writing last-used times and usage failed");
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use std::{
     net::IpAddr,
     sync::{
         Arc, Mutex, OnceLock, PoisonError,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
 
@@ -31,7 +31,11 @@ struct Client {
 pub struct Usage(OnceLock<Arc<Shared>>);
 
 #[derive(Debug, Default)]
-struct Shared(OnceLock<Box<Counts>>);
+struct Shared {
+    counts: OnceLock<Box<Counts>>,
+    /// On the cache's list of keys for the next flush.
+    listed: AtomicBool,
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -56,16 +60,31 @@ impl Usage {
     }
 
     fn counts(&self) -> Option<&Counts> {
-        self.0.get()?.0.get().map(Box::as_ref)
+        self.0.get()?.counts.get().map(Box::as_ref)
     }
 
     /// Records a request using `permission` (if the route needs one) from `ip`.
     pub fn record(&self, permission: Option<Permission>, ip: IpAddr, now_ms: i64) {
         self.0
             .get_or_init(Arc::default)
-            .0
+            .counts
             .get_or_init(Box::default)
             .record(permission, ip, now_ms);
+    }
+
+    /// Puts the key on the flush list; true if it was not on it. Shared by every version of
+    /// the entry, so a key is listed once however often it changes.
+    pub fn list(&self) -> bool {
+        let listed = &self.0.get_or_init(Arc::default).listed;
+        !listed.load(Ordering::Relaxed) && !listed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes the key off the flush list, before its pending uses are read: a request from
+    /// then on lists it again.
+    pub fn unlist(&self) {
+        if let Some(shared) = self.0.get() {
+            shared.listed.store(false, Ordering::Release);
+        }
     }
 
     /// Last use per permission known to memory.

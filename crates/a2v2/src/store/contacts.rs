@@ -373,6 +373,9 @@ fn like_escape(text: &str) -> String {
 /// Fewer candidates than this from the trigram index: start from them (see `list`).
 const RARE: i64 = 2_000;
 
+/// Contacts a search first looks through in id order before it asks the trigram index.
+const PROBE: i64 = 2_000;
+
 /// An FTS5 query asking for every distinct trigram of `q` (each a quoted string, so no
 /// character is query syntax); `None` when `q` has fewer than three characters.
 fn trigram_terms(q: &str) -> Option<String> {
@@ -392,7 +395,29 @@ enum Bind {
     Int(i64),
 }
 
+/// How a list statement finds its rows.
+enum Path {
+    /// The statement as it is: contacts (or the tag index) in id order, testing each; on
+    /// PostgreSQL, whatever its planner picks.
+    Plain,
+    /// Only the first `PROBE` contacts in id order.
+    Probe,
+    /// The contacts holding every trigram (SQLite's FTS5 query), sorted.
+    Trigrams(String),
+    /// PostgreSQL: many contacts hold the trigrams; the walk, with the planner kept off the
+    /// trigram index.
+    CommonSubstring,
+}
+
 /// Up to `limit` of the agent's contacts in id order after `after`.
+///
+/// A search of three or more characters first looks through the next `PROBE` contacts in
+/// id order: a common substring fills a page there, at the cost of reading a few hundred
+/// rows. Otherwise it counts the contacts holding every trigram of the query, up to `RARE`:
+/// few are read through the trigram index and sorted; many means matches are dense enough
+/// that walking in id order finds a page soon. PostgreSQL's planner cannot tell these apart
+/// (it guesses the same selectivity for every substring) and, for a common one, reads and
+/// sorts every match: so it is told, by the same count.
 pub async fn list(
     db: &mut impl Db,
     agent_id: &str,
@@ -400,20 +425,18 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Contact>, StoreError> {
-    let mut binds = vec![Bind::Text(agent_id.to_owned())];
-    let mut push = |bind: Bind| {
-        binds.push(bind);
-        binds.len()
+    let terms = filter.q.as_deref().and_then(trigram_terms);
+    let Some(terms) = terms else {
+        return select(db, agent_id, filter, after, limit, Path::Plain).await;
     };
-    // A query of three or more characters whose trigrams few contacts hold starts from the
-    // trigram index and sorts those few; when many hold them, walking contacts in id order
-    // finds a page of matches soon and needs no index. PostgreSQL's planner cannot tell the
-    // two apart (it guesses the same selectivity for every substring) and, for a common one,
-    // reads and sorts every match: so it is told, by counting candidates the same way.
-    let like_pattern = filter.q.as_deref().map(|q| format!("%{}%", like_escape(q)));
-    let mut common_substring = false;
-    let rare_terms = match (filter.q.as_deref().and_then(trigram_terms), db.backend()) {
-        (Some(terms), Backend::Sqlite) => {
+    if filter.tag.is_none() {
+        let probed = select(db, agent_id, filter, after, limit, Path::Probe).await?;
+        if probed.len() as i64 >= limit {
+            return Ok(probed);
+        }
+    }
+    let path = match db.backend() {
+        Backend::Sqlite => {
             let candidates: i64 = sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts_search \
                  WHERE contacts_search MATCH $1 LIMIT {RARE})"
@@ -421,33 +444,68 @@ pub async fn list(
             .bind(&terms)
             .fetch_one(db.raw())
             .await?;
-            (candidates < RARE).then_some(terms)
+            if candidates < RARE {
+                Path::Trigrams(terms)
+            } else {
+                Path::Plain
+            }
         }
-        (Some(_), Backend::Postgres) => {
+        Backend::Postgres => {
             let candidates: i64 = sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts \
                  WHERE agent_id = $1 AND search_text LIKE $2 ESCAPE '\\' LIMIT {RARE}) AS found"
             ))
             .bind(agent_id)
-            .bind(like_pattern.as_deref())
+            .bind(like_pattern(filter))
             .fetch_one(db.raw())
             .await?;
-            common_substring = candidates >= RARE;
-            None
+            if candidates < RARE {
+                Path::Plain
+            } else {
+                Path::CommonSubstring
+            }
         }
-        (None, _) => None,
+    };
+    select(db, agent_id, filter, after, limit, path).await
+}
+
+fn like_pattern(filter: &ContactFilter) -> Option<String> {
+    filter.q.as_deref().map(|q| format!("%{}%", like_escape(q)))
+}
+
+async fn select(
+    db: &mut impl Db,
+    agent_id: &str,
+    filter: &ContactFilter,
+    after: Option<&str>,
+    limit: i64,
+    path: Path,
+) -> Result<Vec<Contact>, StoreError> {
+    let mut binds = vec![Bind::Text(agent_id.to_owned())];
+    let mut push = |bind: Bind| {
+        binds.push(bind);
+        binds.len()
     };
     // With a tag, walk the tag index in contact-id order and look each contact up (CROSS JOIN
     // keeps SQLite from starting at contacts, which would scan every contact for a rare tag).
     // From the trigram index, the unary `+` keeps SQLite off the id-ordered indexes.
-    let (from, order, agent_column) = match (&filter.tag, &rare_terms) {
+    let after_bind = after.map(|after| push(Bind::Text(after.to_owned())));
+    let probe_from;
+    let (from, order, agent_column) = match (&filter.tag, &path) {
         (Some(_), _) => (
             "contact_tags t CROSS JOIN contacts c",
             "t.contact_id",
             "c.agent_id",
         ),
-        (None, Some(_)) => ("contacts c", "+c.id", "+c.agent_id"),
-        (None, None) => ("contacts c", "c.id", "c.agent_id"),
+        (None, Path::Trigrams(_)) => ("contacts c", "+c.id", "+c.agent_id"),
+        (None, Path::Probe) => {
+            let after = after_bind.map_or(String::new(), |n| format!(" AND id > ${n}"));
+            probe_from = format!(
+                "(SELECT * FROM contacts WHERE agent_id = $1{after} ORDER BY id LIMIT {PROBE}) c"
+            );
+            (probe_from.as_str(), "c.id", "c.agent_id")
+        }
+        (None, _) => ("contacts c", "c.id", "c.agent_id"),
     };
     let mut conditions = vec![format!("{agent_column} = $1")];
     if let Some(tag) = &filter.tag {
@@ -456,8 +514,7 @@ pub async fn list(
             "t.agent_id = $1 AND t.tag = ${n} AND c.id = t.contact_id"
         ));
     }
-    if let Some(after) = after {
-        let n = push(Bind::Text(after.to_owned()));
+    if let Some(n) = after_bind {
         conditions.push(format!("{order} > ${n}"));
     }
     if let Some(email) = &filter.email_lower {
@@ -474,8 +531,8 @@ pub async fn list(
             "(c.created_by_id = ${n} OR c.updated_by_id = ${n})"
         ));
     }
-    if let Some(terms) = rare_terms {
-        let n = push(Bind::Text(terms));
+    if let Path::Trigrams(terms) = &path {
+        let n = push(Bind::Text(terms.clone()));
         conditions.push(format!(
             "c.rowid IN (SELECT rowid FROM contacts_search WHERE contacts_search MATCH ${n})"
         ));
@@ -483,12 +540,11 @@ pub async fn list(
     // The substring test always decides, so results are exactly those of a scan. For a
     // common substring on PostgreSQL it tests an expression the trigram index does not
     // cover, which leaves the planner the walk in id order.
-    if let Some(pattern) = like_pattern {
+    if let Some(pattern) = like_pattern(filter) {
         let n = push(Bind::Text(pattern));
-        let text = if common_substring {
-            "(c.search_text || '')"
-        } else {
-            "c.search_text"
+        let text = match path {
+            Path::CommonSubstring => "(c.search_text || '')",
+            _ => "c.search_text",
         };
         conditions.push(format!("{text} LIKE ${n} ESCAPE '\\'"));
     }
@@ -515,6 +571,105 @@ mod tests {
     #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    /// A searched workspace big enough for every path of `list`: a substring that fills a
+    /// page within the probe, one that is rare in the probe's window and dense after it (more
+    /// than `RARE` matches), and one that is rare throughout. Each equals a scan, page by page.
+    async fn search_paths_match_a_scan(url: &str) {
+        use crate::{
+            model::{audit::ActorRef, contact::ContactFields},
+            store::sealed::Raw as _,
+        };
+        let store = super::super::Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        sqlx::query(
+            "INSERT INTO agents (id, name, created_at, updated_at) VALUES ('agt_1', 'A', 0, 0)",
+        )
+        .execute(conn.raw())
+        .await
+        .unwrap();
+        let writer = ActorRef::api_key("key_1", "Sync");
+        let contacts: Vec<Contact> = (0..7_000)
+            .map(|i| {
+                let dense_later = if i < 2_500 { i % 500 == 0 } else { i % 2 == 0 };
+                Contact {
+                    id: format!("ct_{i:06}"),
+                    fields: ContactFields {
+                        first_name: Some(format!("Person{i}")),
+                        last_name: Some(if dense_later { "Needle" } else { "Hay" }.into()),
+                        company: Some(if i % 3 == 0 { "Acme" } else { "Initech" }.into()),
+                        email: (i % 1_000 == 7).then(|| format!("zyx{i}@example.com")),
+                        ..Default::default()
+                    },
+                    version: 1,
+                    created_at: 0,
+                    updated_at: 0,
+                    created_by: writer.clone(),
+                    updated_by: writer.clone(),
+                }
+            })
+            .collect();
+        insert_many(&mut conn, "agt_1", &contacts).await.unwrap();
+        for q in ["acm", "eedl", "zyx", "person69"] {
+            let expected: Vec<&str> = contacts
+                .iter()
+                .filter(|c| c.fields.search_text().contains(q))
+                .map(|c| c.id.as_str())
+                .collect();
+            let filter = ContactFilter {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            let mut found: Vec<String> = Vec::new();
+            loop {
+                let page = list(
+                    &mut conn,
+                    "agt_1",
+                    &filter,
+                    found.last().map(|s| s.as_str()),
+                    50,
+                )
+                .await
+                .unwrap();
+                let full = page.len() == 50;
+                found.extend(page.into_iter().map(|c| c.id));
+                if !full {
+                    break;
+                }
+            }
+            assert_eq!(found, expected, "q={q:?}");
+        }
+        drop(conn);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn search_paths_match_a_scan_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        search_paths_match_a_scan(&format!("sqlite://{}", dir.path().join("s.db").display())).await;
+    }
+
+    /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).
+    #[tokio::test]
+    async fn search_paths_match_a_scan_on_postgres() {
+        use sqlx::{Connection, Executor};
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            return;
+        };
+        let name = format!("a2v2_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        search_paths_match_a_scan(&format!("{base}/{name}")).await;
+        admin
+            .execute(format!("DROP DATABASE {name}").as_str())
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -257,8 +257,7 @@ pub async fn guard(
     if request.uri().path().contains('%') {
         return Ok(with_quota(ApiError::NotFound.into_response(), quota));
     }
-    key.touch(now);
-    key.usage.record(required, client, now);
+    state.keys.cache().record_use(&key, required, client, now);
     request.extensions_mut().insert(Principal {
         key,
         ip: client,
