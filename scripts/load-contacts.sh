@@ -16,7 +16,8 @@
 #
 # Environment: DURATION (s, default 10), CONNECTIONS (default 16), THREADS (default 1; 2 for
 # postgres, as pgbench's -j), SEED (contacts, default 10000), SEED_PARALLEL (default 16),
-# NO_DOC=1 to leave the doc alone.
+# NO_DOC=1 to leave the doc alone; NODES=1 (postgres) to measure one node only, printing a
+# line and leaving the doc alone.
 set -euo pipefail
 
 MODE="${1:-sqlite}"
@@ -144,9 +145,13 @@ TARGET="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .tar
 
 # After failed reads: the statuses the nodes answered and their warnings, from their logs.
 explain_failures() {
-    for log in "$WORK"/node*.log.err; do
-        echo "$(basename "$log" .log.err): statuses $(grep -o 'status=[0-9]*' "$log" | sort | uniq -c | tr -s ' ' | tr '\n' ',')" >&2
-        grep -E ' (WARN|ERROR) ' "$log" | sed -E 's/^[^ ]+ +//' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 >&2
+    local n=1
+    for url in "$URL" ${URL2:+"$URL2"}; do
+        echo "node$n: answers other than 200 and refusals, from its /metrics:" >&2
+        curl -s "$url/metrics" | grep -E '^a2v2_(http_requests_total\{.*status="[^2]|key_lease_refusals_total|guessing_refusals_total|connections_closed_total\{reason="limit"|api_key_verifications_total\{outcome="[^o])' \
+            | grep -v ' 0$' >&2 || echo "  none" >&2
+        grep -E '"level":"(WARN|ERROR)"' "$WORK/node$n.log.err" | cut -c1-300 | sort | uniq -c | sort -rn | head -5 >&2
+        n=$((n + 1))
     done
 }
 
@@ -354,6 +359,11 @@ else
     read -r ONE_RPS ONE_P99 ONE_ERR < <(measure -s "$CONTACTS_LUA" "$URL")
     [ "$ONE_ERR" = 0 ] || { echo "contact reads failed: $ONE_ERR non-2xx responses" >&2; explain_failures; exit 1; }
 
+    if [ "${NODES:-2}" = 1 ]; then
+        printf 'pgbench -S %s tps; one node %s requests/s, p99 %s ms; ratio %s\n' \
+            "$PGB_TPS" "$ONE_RPS" "$ONE_P99" "$(ratio "$ONE_RPS" "$PGB_TPS")"
+        exit 0
+    fi
     start_node node2
     URL2="$(url_of "$WORK/node2.log")"
     echo "second node at $URL2" >&2
