@@ -544,22 +544,10 @@ mod tests {
     /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).
     #[tokio::test]
     async fn time_filters_match_a_scan_on_postgres() {
-        use sqlx::{Connection, Executor};
-        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            return;
-        };
-        let name = format!("a2v2_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        time_filters_match_a_scan(&format!("{base}/{name}")).await;
-        admin
-            .execute(format!("DROP DATABASE {name}").as_str())
-            .await
-            .unwrap();
+        super::super::scratch::on_postgres(
+            |url| async move { time_filters_match_a_scan(&url).await },
+        )
+        .await;
     }
 
     #[test]

@@ -385,6 +385,36 @@ impl Store {
     }
 }
 
+/// Test databases on the PostgreSQL server `TEST_POSTGRES_URL` names (an admin URL).
+#[cfg(test)]
+pub(crate) mod scratch {
+    use sqlx::{Connection, Executor};
+
+    /// Runs `check` with the URL of a new, empty database there, dropped afterwards; does
+    /// nothing when `TEST_POSTGRES_URL` is unset.
+    pub(crate) async fn on_postgres<F, Fut>(check: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            return;
+        };
+        let name = format!("a2v2_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        check(format!("{base}/{name}")).await;
+        admin
+            .execute(format!("DROP DATABASE {name}").as_str())
+            .await
+            .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
