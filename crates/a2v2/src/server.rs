@@ -79,6 +79,7 @@ pub async fn open(config: Config, migrate: bool) -> anyhow::Result<AppState> {
             "key reveal is off: deleted the stored copies of existing keys"
         );
     }
+    keys.join().await.context("joining the key nodes")?;
     let loaded = keys.load_all().await.context("loading the API key cache")?;
     tracing::info!(keys = loaded, "API key cache loaded");
     let contacts = Contacts::new(store.clone());
@@ -177,6 +178,7 @@ pub async fn serve(
     sealer.abort();
     extraction.abort();
     state.documents.stop(EXTRACTION_GRACE).await;
+    state.keys.leave().await;
     // Everything gathered in memory is written before storage closes.
     state.keys.flush_last_used().await;
     state.denials.shutdown().await;

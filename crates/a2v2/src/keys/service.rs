@@ -2,7 +2,8 @@
 //! in-memory cache always agree on the last write), records the changed keys in the change
 //! feed in its transaction, and applies itself to this node's cache after the commit, before
 //! the caller answers: the very next request sees it. The commit and the cache update run as
-//! one task that a client hanging up cannot cut in two.
+//! one task that a client hanging up cannot cut in two. Where other nodes share the database,
+//! the change then waits until each of them reports it applied (see [`Keys::await_nodes`]).
 
 use std::{
     collections::BTreeSet,
@@ -10,7 +11,7 @@ use std::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde::Serialize;
@@ -52,10 +53,15 @@ struct Inner {
     keep_copies: bool,
     /// Other nodes share the database, and with it the rate-limit budget.
     coordinated: bool,
+    /// This process among the nodes reporting to `key_nodes`.
+    node_id: String,
 }
 
 /// Keys read per query when loading them all.
 const LOAD_PAGE: i64 = 1_000;
+
+/// A node row not reported for this long belongs to a process that crashed: it is removed.
+const STALE_NODE_MS: i64 = 60 * 60 * 1000;
 
 /// The id under which the incident switch travels in the key change feed.
 pub const SWITCH_ID: &str = "keys_suspension";
@@ -92,8 +98,9 @@ impl KeyChange {
             Effect::Removed(ids) => ids.iter().map(String::as_str).collect(),
             Effect::Suspended(_) => vec![SWITCH_ID],
         };
-        store::key_changes::announce(&mut self.tx, &ids).await?;
+        let version = store::key_changes::announce(&mut self.tx, &ids).await?;
         let Self { keys, tx, guard } = self;
+        let applied = keys.clone();
         tokio::spawn(async move {
             tx.commit().await?;
             match effect {
@@ -106,6 +113,9 @@ impl KeyChange {
         })
         .await
         .map_err(DomainError::internal)??;
+        if let Some(version) = version {
+            applied.await_nodes(version).await;
+        }
         Ok(())
     }
 }
@@ -121,8 +131,120 @@ impl Keys {
             lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
             keep_copies,
             coordinated: store.is_shared(),
+            node_id: crate::model::new_id("node"),
             store,
         }))
+    }
+
+    /// Waits until every other node that may still serve keys has applied key change
+    /// `version`, for at most that node's lease: by then a node that has not applied it has
+    /// gone a lease without a poll that got through (a poll that starts after the commit sees
+    /// the change before it renews the lease), and refuses keys. Either way, once this
+    /// returns no node serves what the change replaced.
+    pub async fn await_nodes(&self, version: i64) {
+        if !self.0.coordinated {
+            return;
+        }
+        let started = Instant::now();
+        let slack_ms = i64::try_from(super::sync::POLL_EVERY.as_millis()).unwrap_or(i64::MAX);
+        let mut pause = Duration::from_millis(1);
+        // Until the first answer, the longest lease a node may have: this node's own.
+        let mut longest = self.lease();
+        loop {
+            let lagging = match self.0.store.conn().await {
+                Ok(mut conn) => {
+                    store::key_changes::lagging_nodes(
+                        &mut conn,
+                        &self.0.node_id,
+                        version,
+                        now_ms(),
+                        slack_ms,
+                    )
+                    .await
+                }
+                Err(err) => Err(err),
+            };
+            match &lagging {
+                Ok(nodes) if nodes.is_empty() => return,
+                Ok(nodes) => {
+                    let lease_ms = nodes.iter().map(|(_, lease)| *lease).max().unwrap_or(0);
+                    longest = Duration::from_millis(u64::try_from(lease_ms).unwrap_or(0));
+                }
+                Err(_) => {}
+            }
+            if started.elapsed() >= longest {
+                match lagging {
+                    Ok(nodes) => tracing::warn!(
+                        ?nodes,
+                        version,
+                        "nodes did not apply a key change within their lease; they refuse keys until they catch up"
+                    ),
+                    Err(err) => tracing::warn!(
+                        error = %err,
+                        version,
+                        "could not read which nodes applied a key change; waited out the lease"
+                    ),
+                }
+                return;
+            }
+            tokio::time::sleep(pause.min(longest.saturating_sub(started.elapsed()))).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// This node's report to the other nodes.
+    fn node_report(&self) -> store::key_changes::NodeReport<'_> {
+        store::key_changes::NodeReport {
+            node_id: &self.0.node_id,
+            applied: self.version(),
+            lease_ms: self.0.lease_ms,
+            now: now_ms(),
+        }
+    }
+
+    /// Reports this node's applied change version (coordinated stores only).
+    pub async fn report(&self, db: &mut impl store::Db) -> std::result::Result<(), StoreError> {
+        if !self.0.coordinated {
+            return Ok(());
+        }
+        store::key_changes::report_node(db, &self.node_report()).await
+    }
+
+    /// [`Keys::report`] on the listening connection.
+    pub async fn report_on(
+        &self,
+        listener: &mut store::key_changes::Listener,
+    ) -> std::result::Result<(), StoreError> {
+        if !self.0.coordinated {
+            return Ok(());
+        }
+        listener.report_node(&self.node_report()).await
+    }
+
+    /// Joins the nodes that key changes wait for, before this one serves keys; rows of
+    /// nodes gone for an hour without leaving go.
+    pub async fn join(&self) -> Result<()> {
+        if !self.0.coordinated {
+            return Ok(());
+        }
+        let mut conn = self.0.store.conn().await?;
+        store::key_changes::prune_nodes(&mut conn, now_ms() - STALE_NODE_MS).await?;
+        self.report(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Leaves the nodes that key changes wait for, once this one no longer serves keys.
+    pub async fn leave(&self) {
+        if !self.0.coordinated {
+            return;
+        }
+        let result = match self.0.store.conn().await {
+            Ok(mut conn) => store::key_changes::forget_node(&mut conn, &self.0.node_id).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not leave the key nodes; other nodes wait out one lease for this one");
+        }
     }
 
     /// Notes that the cache was found current by a check that started at `at`.

@@ -15,6 +15,10 @@
 //! Reloading a key that is already current (the node's own change, or one already notified)
 //! is harmless: it is read from storage under the service's write lock, like every other
 //! cache write.
+//!
+//! Each node reports the version it has applied to `key_nodes`: on every poll, and on
+//! PostgreSQL as soon as a notified version is applied. A key change waits for those reports
+//! (`Keys::await_nodes`), so that when it returns no node serves the old state.
 
 use std::{
     collections::BTreeSet,
@@ -27,7 +31,7 @@ use crate::{
     model::now_ms,
     store::{
         self, Store, StoreError,
-        key_changes::{Listener, SideConnection},
+        key_changes::{Listener, Notified, SideConnection},
     },
 };
 
@@ -114,7 +118,17 @@ pub async fn poll(keys: Keys, store: Store) {
                 conn = Some((store.side_connection().await?, generation));
             }
             match conn.as_mut() {
-                Some((conn, _)) => catch_up(&keys, conn).await,
+                Some((conn, _)) => {
+                    // Reported before the counter is read: a change that commits after a
+                    // writer found this node missing is one this poll sees.
+                    keys.report(conn).await?;
+                    let before = keys.version();
+                    catch_up(&keys, conn).await?;
+                    if keys.version() != before {
+                        keys.report(conn).await?;
+                    }
+                    Ok::<_, crate::error::DomainError>(())
+                }
                 None => Ok(()),
             }
         })
@@ -231,7 +245,13 @@ async fn listen(keys: &Keys, store: &Store, generation: u64, mut listener: Liste
         };
         quiet = Duration::ZERO;
         match next {
-            Some(key_id) => keys.refresh(&BTreeSet::from([key_id])).await?,
+            Some(Notified::Key(key_id)) => keys.refresh(&BTreeSet::from([key_id])).await?,
+            // Every key of the version was notified before, and applied in order; so was
+            // every earlier version since the listening began (or the load after it).
+            Some(Notified::Version(version)) => {
+                keys.reached(version);
+                keys.report_on(&mut listener).await?;
+            }
             // The connection dropped and was re-established: notifications sent meanwhile
             // are lost, so reload everything.
             None => {

@@ -1,5 +1,6 @@
 //! The key change feed between processes: a counter (`key_version`), a log of changed key ids
-//! per version (`key_changes`), and on PostgreSQL `NOTIFY` on the channel [`CHANNEL`].
+//! per version (`key_changes`), on PostgreSQL `NOTIFY` on the channel [`CHANNEL`], and the
+//! serving nodes' reports of the version they have applied (`key_nodes`).
 
 use sqlx::{Connection, Row, postgres::PgListener};
 
@@ -8,18 +9,44 @@ use crate::model::now_ms;
 
 pub const CHANNEL: &str = "a2v2_keys";
 
+/// The notification that follows a version's key ids: `v:<version>`. A listener that has
+/// applied the ids before it has applied the whole version.
+const VERSION_MARK: &str = "v:";
+
+/// What a notification on [`CHANNEL`] says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notified {
+    /// This key (or the incident switch) changed.
+    Key(String),
+    /// Every key change up to this version has been notified.
+    Version(i64),
+}
+
+impl Notified {
+    fn parse(payload: &str) -> Self {
+        match payload
+            .strip_prefix(VERSION_MARK)
+            .and_then(|version| version.parse().ok())
+        {
+            Some(version) => Self::Version(version),
+            None => Self::Key(payload.to_owned()),
+        }
+    }
+}
+
 /// How long logged changes are kept; a server that fell further behind reloads every key.
 pub const KEEP_CHANGES_MS: i64 = 60 * 60 * 1000;
 
 /// Records a change of `key_ids` in the transaction: bumps the change counter, logs the ids
 /// under the new version, prunes log rows older than [`KEEP_CHANGES_MS`], and on PostgreSQL
-/// notifies the other nodes when the transaction commits.
+/// notifies the other nodes when the transaction commits. Returns the new version (`None`
+/// when nothing changed).
 ///
 /// The counter row stays locked until the transaction ends, so versions are handed out in
 /// commit order: once a version is visible, every smaller one is too.
-pub async fn announce(db: &mut impl Db, key_ids: &[&str]) -> Result<(), StoreError> {
+pub async fn announce(db: &mut impl Db, key_ids: &[&str]) -> Result<Option<i64>, StoreError> {
     if key_ids.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let now = now_ms();
     let version: i64 = sqlx::query_scalar(
@@ -46,11 +73,18 @@ pub async fn announce(db: &mut impl Db, key_ids: &[&str]) -> Result<(), StoreErr
                 .await?;
         }
     }
+    if notify {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{VERSION_MARK}{version}"))
+            .execute(db.raw())
+            .await?;
+    }
     sqlx::query("DELETE FROM key_changes WHERE changed_at < $1")
         .bind(now - KEEP_CHANGES_MS)
         .execute(db.raw())
         .await?;
-    Ok(())
+    Ok(Some(version))
 }
 
 /// The current value of the change counter.
@@ -82,6 +116,75 @@ pub async fn between(
         .collect::<Result<_, _>>()?)
 }
 
+/// What a node reports: that it serves keys with every change up to `applied` in its cache,
+/// and trusts that cache for `lease_ms` after each check.
+pub struct NodeReport<'a> {
+    pub node_id: &'a str,
+    pub applied: i64,
+    pub lease_ms: i64,
+    pub now: i64,
+}
+
+pub async fn report_node(db: &mut impl Db, report: &NodeReport<'_>) -> Result<(), StoreError> {
+    sqlx::query(REPORT_NODE)
+        .bind(report.node_id)
+        .bind(report.applied)
+        .bind(report.now)
+        .bind(report.lease_ms)
+        .execute(db.raw())
+        .await?;
+    Ok(())
+}
+
+const REPORT_NODE: &str = "INSERT INTO key_nodes (node_id, applied_version, seen_at, lease_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (node_id) DO UPDATE \
+     SET applied_version = excluded.applied_version, seen_at = excluded.seen_at, \
+     lease_ms = excluded.lease_ms";
+
+/// Removes a node that stopped serving keys.
+pub async fn forget_node(db: &mut impl Db, node_id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM key_nodes WHERE node_id = $1")
+        .bind(node_id)
+        .execute(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// Removes the rows of nodes not heard from since `stale_before` (crashed ones).
+pub async fn prune_nodes(db: &mut impl Db, stale_before: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM key_nodes WHERE seen_at < $1")
+        .bind(stale_before)
+        .execute(db.raw())
+        .await?;
+    Ok(())
+}
+
+/// The nodes other than `except` that have not yet applied `version` and may still serve
+/// keys at `now` (heard from within their lease, plus `slack_ms`), with their leases.
+pub async fn lagging_nodes(
+    db: &mut impl Db,
+    except: &str,
+    version: i64,
+    now: i64,
+    slack_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT node_id, lease_ms FROM key_nodes \
+         WHERE node_id <> $1 AND applied_version < $2 AND seen_at + lease_ms + $4 >= $3 \
+         ORDER BY node_id",
+    )
+    .bind(except)
+    .bind(version)
+    .bind(now)
+    .bind(slack_ms)
+    .fetch_all(db.raw())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Ok::<_, sqlx::Error>((row.try_get("node_id")?, row.try_get("lease_ms")?)))
+        .collect::<Result<_, _>>()?)
+}
+
 /// A connection outside the pool, for background work that must neither wait for nor be
 /// counted among the connections requests use.
 pub struct SideConnection {
@@ -107,7 +210,7 @@ impl SideConnection {
     }
 }
 
-/// Notified key ids on PostgreSQL.
+/// Notified key changes on PostgreSQL.
 pub struct Listener(PgListener);
 
 impl Listener {
@@ -117,14 +220,27 @@ impl Listener {
         Ok(())
     }
 
-    /// The next changed key id; `None` when the connection dropped and was re-established,
+    /// The next notification; `None` when the connection dropped and was re-established,
     /// so that notifications sent meanwhile are lost.
-    pub async fn recv(&mut self) -> Result<Option<String>, StoreError> {
+    pub async fn recv(&mut self) -> Result<Option<Notified>, StoreError> {
         Ok(self
             .0
             .try_recv()
             .await?
-            .map(|notification| notification.payload().to_owned()))
+            .map(|notification| Notified::parse(notification.payload())))
+    }
+
+    /// [`report_node`] on the listening connection, which is at hand when a notified change
+    /// has just been applied.
+    pub async fn report_node(&mut self, report: &NodeReport<'_>) -> Result<(), StoreError> {
+        sqlx::query(REPORT_NODE)
+            .bind(report.node_id)
+            .bind(report.applied)
+            .bind(report.now)
+            .bind(report.lease_ms)
+            .execute(&mut self.0)
+            .await?;
+        Ok(())
     }
 }
 
@@ -150,5 +266,21 @@ impl Store {
         let mut listener = PgListener::connect(&self.primary.url()).await?;
         listener.listen(CHANNEL).await?;
         Ok(Some(Listener(listener)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_name_a_key_or_a_complete_version() {
+        assert_eq!(Notified::parse("v:42"), Notified::Version(42));
+        assert_eq!(Notified::parse("key_v:1"), Notified::Key("key_v:1".into()));
+        assert_eq!(Notified::parse("v:x"), Notified::Key("v:x".into()));
+        assert_eq!(
+            Notified::parse("keys_suspension"),
+            Notified::Key("keys_suspension".into())
+        );
     }
 }

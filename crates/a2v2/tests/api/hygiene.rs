@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Client, Server, permission_body},
+    harness::{Client, Server, now_ms, permission_body},
     members::member_with_role,
 };
 
@@ -689,6 +689,80 @@ async fn a_roll_reaches_every_node() {
         .v1(Method::GET, "/v1/key", &newest, None)
         .await
         .expect(200, None);
+}
+
+/// A key change returns only once every node that may still serve keys has applied it: a
+/// node that has not reported it holds the change up until it does, or until its lease ends.
+#[tokio::test]
+async fn a_key_change_waits_until_every_node_applied_it() {
+    sqlx::any::install_default_drivers();
+    let server = Server::start().await;
+    if !server.on_postgres() {
+        eprintln!("single-node SQLite run: the multi-node test runs in the PostgreSQL pass");
+        return;
+    }
+    let owner = server.setup().await;
+    let agent = owner.create_agent("a").await;
+    let (first_id, _) = owner.create_key(&agent, &[]).await;
+    let (second_id, _) = owner.create_key(&agent, &[]).await;
+    // Another node, with a lease of a minute, that has applied nothing yet.
+    database(
+        &server,
+        &[&format!(
+            "INSERT INTO key_nodes (node_id, applied_version, seen_at, lease_ms) \
+             VALUES ('node_behind', 0, {}, 60000)",
+            now_ms()
+        )],
+    )
+    .await;
+    let first_path = key_path(&agent, &first_id);
+    let deletion = owner.delete(&first_path);
+    tokio::pin!(deletion);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut deletion)
+            .await
+            .is_err(),
+        "the deletion returned before the other node applied it"
+    );
+    database(
+        &server,
+        &["UPDATE key_nodes SET applied_version = 1000000 WHERE node_id = 'node_behind'"],
+    )
+    .await;
+    let reported = Instant::now();
+    deletion.await.expect(204, None);
+    assert!(
+        reported.elapsed() < Duration::from_secs(10),
+        "the deletion went on waiting after the node reported"
+    );
+
+    // A node that never reports holds a change up for its lease, not longer.
+    database(
+        &server,
+        &[&format!(
+            "UPDATE key_nodes SET applied_version = 0, seen_at = {}, lease_ms = 1000 \
+             WHERE node_id = 'node_behind'",
+            now_ms()
+        )],
+    )
+    .await;
+    let started = Instant::now();
+    owner
+        .delete(&key_path(&agent, &second_id))
+        .await
+        .expect(204, None);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(30),
+        "waited {waited:?} for a node with a lease of 1 s"
+    );
+    assert!(
+        server
+            .logs()
+            .contains("nodes did not apply a key change within their lease"),
+        "{}",
+        server.logs()
+    );
 }
 
 /// Runs a statement on the server's database directly, as an intruder with database access
