@@ -67,11 +67,6 @@ impl Precondition {
     }
 }
 
-/// The strong entity tag of a contact version: `"<version>"`.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
 /// List filters (SPEC §3): unknown parameters are 400 `bad_request`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -136,7 +136,8 @@ fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>, state: &AppState) {
 }
 
 async fn answer_unavailable(mut stream: TcpStream) -> io::Result<()> {
-    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let id = super::request_id::generate();
+    let request_id = id.to_str().unwrap_or_default();
     let body = serde_json::json!({
         "error": {
             "code": "unavailable",
@@ -220,10 +221,16 @@ impl Connection {
         if draining {
             connection.as_mut().graceful_shutdown();
         }
+        // When the timer is set to go off. It is moved only to an earlier deadline: one that
+        // moved later (the usual case, as requests come and go) is found when the timer goes
+        // off early, which costs less than moving the timer on every request.
+        let mut armed: Option<Instant> = None;
         let ending = loop {
-            let deadline = activity.deadline(&self.limits, draining);
-            if let Some((at, _)) = deadline {
+            if let Some((at, _)) = activity.deadline(&self.limits, draining)
+                && armed.is_none_or(|armed| at < armed)
+            {
                 timer.as_mut().reset(at);
+                armed = Some(at);
             }
             tokio::select! {
                 served = connection.as_mut() => {
@@ -232,7 +239,8 @@ impl Connection {
                     }
                     break Ending::Normal;
                 }
-                () = timer.as_mut(), if deadline.is_some() => {
+                () = timer.as_mut(), if armed.is_some() => {
+                    armed = None;
                     // The deadline may have moved since the timer was set; only a due one counts.
                     if let Some((at, ending)) = activity.deadline(&self.limits, draining)
                         && at <= Instant::now()

@@ -14,12 +14,13 @@ use serde_json::{Map, Value};
 
 use super::{
     auth::{api_key::Principal, session::Caller},
+    contacts::etag_header,
     error::ApiError,
     extract::{AppQuery, Valid, stalled},
     openapi::{bodies, errors},
 };
 use crate::{
-    contacts::{Precondition, etag},
+    contacts::Precondition,
     documents::{
         ListQuery,
         input::{self, DocumentPatch, ExtractAgain},
@@ -60,10 +61,6 @@ impl UploadQuery {
             )),
         }
     }
-}
-
-fn etag_header(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&etag(version)).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
 /// The document with its `ETag`: 201/200 when extraction has ended, 202 while it runs.

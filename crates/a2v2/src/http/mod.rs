@@ -27,13 +27,13 @@ use std::sync::Arc;
 use axum::{
     Extension, Router,
     extract::{DefaultBodyLimit, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{Method, StatusCode},
     middleware::from_fn,
     response::{IntoResponse, Response},
     routing::get,
 };
 use tower::ServiceBuilder;
-use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::state::AppState;
 use error::ApiError;
@@ -69,29 +69,15 @@ pub fn metrics_router(state: AppState, registry: Arc<Registry>) -> Router {
     with_layers(routes)
 }
 
-/// The cross-cutting layers: body limit, panic recovery, error shape, security headers and
-/// request ids (outermost, so every log line and response carries one). One stack added
-/// at once: each `Router::layer` call boxes every route once more, and a boxed service is
-/// cloned, allocation by allocation, for every request that passes through it.
+/// The cross-cutting layers: body limit, panic recovery, and outermost the request ids
+/// with the error shape and security headers (`request_id::assign`, so every log line and
+/// response carries an id). One stack added at once: each `Router::layer` call boxes every
+/// route once more, and a boxed service is cloned, allocation by allocation, for every
+/// request that passes through it.
 fn with_layers(routes: Router) -> Router {
-    let header = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
     routes.fallback(fallback).layer(
         ServiceBuilder::new()
             .layer(from_fn(request_id::assign))
-            .layer(header(
-                HeaderName::from_static("cross-origin-opener-policy"),
-                "same-origin",
-            ))
-            .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(header(header::REFERRER_POLICY, "no-referrer"))
-            .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-            .layer(header(header::CACHE_CONTROL, "no-store"))
-            .layer(header(
-                header::CONTENT_SECURITY_POLICY,
-                web::CONTENT_SECURITY_POLICY,
-            ))
             .layer(CatchPanicLayer::custom(|_| {
                 tracing::error!("a handler panicked");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -8,7 +8,7 @@ use std::{
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{Request, State},
     http::{HeaderValue, Method, header},
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
@@ -454,12 +454,8 @@ pub fn allowed_methods<A>(table: &'static [Route<A>], path: &str) -> Vec<&'stati
         .collect()
 }
 
-/// A method no route serves on a known path: 405 naming the methods that are.
-async fn refuse_method(request: Request) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str);
+/// A method no route serves on `path`: 405 naming the methods that are.
+async fn refuse_method(path: &'static str) -> Response {
     let mut allowed = allowed_methods(V1_ROUTES, path);
     allowed.extend(allowed_methods(V1_PUBLIC_ROUTES, path));
     allowed.extend(allowed_methods(API_ROUTES, path));
@@ -489,7 +485,7 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
         }
     }
     for path in paths {
-        let mut methods = MethodRouter::new().fallback(refuse_method);
+        let mut methods = MethodRouter::new().fallback(move || refuse_method(path));
         for route in table.iter().filter(|route| route.path == path) {
             let handler = (route.handler)(filter_of(&route.method));
             let guarded_handler = guard(handler, guarded(&route.requires));

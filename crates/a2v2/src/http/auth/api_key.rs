@@ -37,7 +37,13 @@ use crate::{
 pub struct Principal {
     pub key: Arc<CachedKey>,
     pub ip: IpAddr,
-    pub user_agent: Option<String>,
+    /// As sent: copied into a string only when something records it.
+    pub user_agent: Option<HeaderValue>,
+}
+
+/// A `User-Agent` header as text, when it is text.
+fn user_agent_text(value: Option<&HeaderValue>) -> Option<String> {
+    value.and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 impl Principal {
@@ -47,7 +53,7 @@ impl Principal {
             actor: Actor::api_key(self.key.id(), self.key.name()),
             origin: Origin {
                 ip: Some(self.ip.to_string()),
-                user_agent: self.user_agent.clone(),
+                user_agent: user_agent_text(self.user_agent.as_ref()),
             },
         }
     }
@@ -61,10 +67,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Taken, not cloned: a handler extracts its principal once.
         parts
             .extensions
-            .get::<Principal>()
-            .cloned()
+            .remove::<Principal>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("route is missing the access guard")))
     }
 }
@@ -176,16 +182,13 @@ pub async fn guard(
     }
     let headers = request.headers();
     let client = client_ip::resolve(peer.ip(), headers, &state.config.trusted_proxies);
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let user_agent = headers.get(header::USER_AGENT).cloned();
     let deny = |reason: &'static str, key: Option<&CachedKey>, permission: Option<Permission>| {
         state.denials.record(Denial {
             reason,
             key: key.map(|k| (k.id().to_owned(), k.name().to_owned(), k.agent_id.clone())),
             ip: client.to_string(),
-            user_agent: user_agent.clone(),
+            user_agent: user_agent_text(user_agent.as_ref()),
             method: request.method().to_string(),
             path: request.uri().path().chars().take(200).collect(),
             required_permission: permission.map(Permission::name),
