@@ -3,12 +3,13 @@
 //! route cannot exist without its entry and a method cannot be open by omission.
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderValue, Method, header},
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
@@ -469,13 +470,14 @@ async fn refuse_method(path: &'static str) -> Response {
     response
 }
 
-/// The routes of `table`, each behind `guard` with what it requires.
+/// The routes of `table`, each wrapped by `wrap` in its guard (made by `guarded` from what
+/// the route requires) and in what observes it.
 fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
     table: &'static [Route<A>],
     timeout: Duration,
     registry: &Registry,
     guarded: impl Fn(&A) -> G,
-    guard: impl Fn(MethodRouter<AppState>, G) -> MethodRouter<AppState>,
+    wrap: impl Fn(MethodRouter<AppState>, G, Observed) -> MethodRouter<AppState>,
 ) -> axum::Router<AppState> {
     let mut router = axum::Router::new();
     let mut paths: Vec<&str> = Vec::new();
@@ -488,47 +490,66 @@ fn build<A: Clone + Send + Sync + 'static, G: Clone + Send + Sync + 'static>(
         let mut methods = MethodRouter::new().fallback(move || refuse_method(path));
         for route in table.iter().filter(|route| route.path == path) {
             let handler = (route.handler)(filter_of(&route.method));
-            let guarded_handler = guard(handler, guarded(&route.requires));
-            let observed = guarded_handler.route_layer(from_fn_with_state(
-                Observed {
-                    metrics: registry.register(route.method.as_str(), route.path),
-                    timeout: route.timed.then_some(timeout),
-                },
-                observe,
-            ));
-            methods = methods.merge(observed);
+            let observed = Observed {
+                metrics: registry.register(route.method.as_str(), route.path),
+                timeout: route.timed.then_some(timeout),
+            };
+            methods = methods.merge(wrap(handler, guarded(&route.requires), observed));
         }
         router = router.route(path, methods);
     }
     router
 }
 
-/// What wraps each route outside its guard, in one layer (each layer is one more boxed
-/// service to clone per request): the route's metrics and, for timed routes, the timeout.
+/// What observes each route, outside its guard: the route's metrics and, for timed
+/// routes, the timeout.
 #[derive(Clone)]
 struct Observed {
     metrics: Arc<RouteMetrics>,
     timeout: Option<Duration>,
 }
 
-/// Times the request and counts its status; a timed route that takes longer than its
-/// timeout answers 503 `unavailable`, and the client may retry.
+impl Observed {
+    /// Times the response and counts its status; a timed route that takes longer than its
+    /// timeout answers 503 `unavailable`, and the client may retry.
+    async fn watch(self, response: impl Future<Output = Response>) -> Response {
+        let started = Instant::now();
+        let response = match self.timeout {
+            None => response.await,
+            Some(timeout) => match tokio::time::timeout(timeout, response).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+                    ApiError::Unavailable { retry_after: 1 }.into_response()
+                }
+            },
+        };
+        self.metrics
+            .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
+        response
+    }
+}
+
+/// Each layer is one more boxed service to clone and future to box per request, so a route
+/// whose guard is a plain function gets one layer for both.
 async fn observe(State(observed): State<Observed>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let response = match observed.timeout {
-        None => next.run(request).await,
-        Some(timeout) => match tokio::time::timeout(timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
-                ApiError::Unavailable { retry_after: 1 }.into_response()
-            }
-        },
-    };
+    observed.watch(next.run(request)).await
+}
+
+/// The `/v1` routes' one layer: observation around [`api_key::guard`].
+async fn observe_v1(
+    State((observed, guarded)): State<(Observed, api_key::Guarded)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
     observed
-        .metrics
-        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
+        .watch(async move {
+            api_key::guard(guarded, peer, request, next)
+                .await
+                .into_response()
+        })
+        .await
 }
 
 /// The `/v1` and `/api` routes with their guards.
@@ -542,7 +563,9 @@ pub fn router(state: &AppState, registry: &Registry) -> axum::Router<AppState> {
             state: state.clone(),
             required: *requires,
         },
-        |handler, guarded| handler.route_layer(from_fn_with_state(guarded, api_key::guard)),
+        |handler, guarded, observed| {
+            handler.route_layer(from_fn_with_state((observed, guarded), observe_v1))
+        },
     );
     let api = build(
         API_ROUTES,
@@ -552,14 +575,22 @@ pub fn router(state: &AppState, registry: &Registry) -> axum::Router<AppState> {
             state: state.clone(),
             access: *requires,
         },
-        |handler, guarded| handler.route_layer(from_fn_with_state(guarded, session::guard)),
+        |handler, guarded, observed| {
+            handler
+                .route_layer(from_fn_with_state(guarded, session::guard))
+                .route_layer(from_fn_with_state(observed, observe))
+        },
     );
     let public = build(
         V1_PUBLIC_ROUTES,
         timeout,
         registry,
         |_| state.clone(),
-        |handler, state| handler.route_layer(from_fn_with_state(state, api_key::throttled)),
+        |handler, state, observed| {
+            handler
+                .route_layer(from_fn_with_state(state, api_key::throttled))
+                .route_layer(from_fn_with_state(observed, observe))
+        },
     );
     v1.merge(public).merge(api)
 }

@@ -166,10 +166,11 @@ fn with_quota(mut response: Response, quota: Option<Quota>) -> Response {
 }
 
 /// Verifies the key for a route needing `required`; on success the key travels to the
-/// handler as [`Principal`].
+/// handler as [`Principal`]. Run by the `/v1` routes' one layer (`routes`), which also
+/// observes the route.
 pub async fn guard(
-    State(Guarded { state, required }): State<Guarded>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Guarded { state, required }: Guarded,
+    peer: SocketAddr,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
