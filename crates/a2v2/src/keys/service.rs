@@ -153,14 +153,8 @@ impl Keys {
         loop {
             let lagging = match self.0.store.conn().await {
                 Ok(mut conn) => {
-                    store::key_changes::lagging_nodes(
-                        &mut conn,
-                        &self.0.node_id,
-                        version,
-                        now_ms(),
-                        slack_ms,
-                    )
-                    .await
+                    store::key_changes::lagging_nodes(&mut conn, &self.0.node_id, version, slack_ms)
+                        .await
                 }
                 Err(err) => Err(err),
             };
@@ -198,7 +192,6 @@ impl Keys {
             node_id: &self.0.node_id,
             applied: self.version(),
             lease_ms: self.0.lease_ms,
-            now: now_ms(),
         }
     }
 
@@ -228,7 +221,7 @@ impl Keys {
             return Ok(());
         }
         let mut conn = self.0.store.conn().await?;
-        store::key_changes::prune_nodes(&mut conn, now_ms() - STALE_NODE_MS).await?;
+        store::key_changes::prune_nodes(&mut conn, STALE_NODE_MS).await?;
         self.report(&mut conn).await?;
         Ok(())
     }

@@ -117,29 +117,42 @@ pub async fn between(
 }
 
 /// What a node reports: that it serves keys with every change up to `applied` in its cache,
-/// and trusts that cache for `lease_ms` after each check.
+/// and trusts that cache for `lease_ms` after each check. The time of the report is the
+/// database's, so that nodes' clocks need not agree.
 pub struct NodeReport<'a> {
     pub node_id: &'a str,
     pub applied: i64,
     pub lease_ms: i64,
-    pub now: i64,
+}
+
+/// The database's clock in unix milliseconds.
+fn database_now(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    }
+}
+
+fn report_statement(backend: Backend) -> String {
+    format!(
+        "INSERT INTO key_nodes (node_id, applied_version, seen_at, lease_ms) \
+         VALUES ($1, $2, {now}, $3) ON CONFLICT (node_id) DO UPDATE \
+         SET applied_version = excluded.applied_version, seen_at = excluded.seen_at, \
+         lease_ms = excluded.lease_ms",
+        now = database_now(backend)
+    )
 }
 
 pub async fn report_node(db: &mut impl Db, report: &NodeReport<'_>) -> Result<(), StoreError> {
-    sqlx::query(REPORT_NODE)
+    let statement = report_statement(db.backend());
+    sqlx::query(&statement)
         .bind(report.node_id)
         .bind(report.applied)
-        .bind(report.now)
         .bind(report.lease_ms)
         .execute(db.raw())
         .await?;
     Ok(())
 }
-
-const REPORT_NODE: &str = "INSERT INTO key_nodes (node_id, applied_version, seen_at, lease_ms) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (node_id) DO UPDATE \
-     SET applied_version = excluded.applied_version, seen_at = excluded.seen_at, \
-     lease_ms = excluded.lease_ms";
 
 /// Removes a node that stopped serving keys.
 pub async fn forget_node(db: &mut impl Db, node_id: &str) -> Result<(), StoreError> {
@@ -150,35 +163,39 @@ pub async fn forget_node(db: &mut impl Db, node_id: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Removes the rows of nodes not heard from since `stale_before` (crashed ones).
-pub async fn prune_nodes(db: &mut impl Db, stale_before: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM key_nodes WHERE seen_at < $1")
-        .bind(stale_before)
+/// Removes the rows of nodes not heard from for `stale_ms` (crashed ones).
+pub async fn prune_nodes(db: &mut impl Db, stale_ms: i64) -> Result<(), StoreError> {
+    let statement = format!(
+        "DELETE FROM key_nodes WHERE seen_at < {} - $1",
+        database_now(db.backend())
+    );
+    sqlx::query(&statement)
+        .bind(stale_ms)
         .execute(db.raw())
         .await?;
     Ok(())
 }
 
 /// The nodes other than `except` that have not yet applied `version` and may still serve
-/// keys at `now` (heard from within their lease, plus `slack_ms`), with their leases.
+/// keys (heard from within their lease, plus `slack_ms`), with their leases.
 pub async fn lagging_nodes(
     db: &mut impl Db,
     except: &str,
     version: i64,
-    now: i64,
     slack_ms: i64,
 ) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query(
+    let statement = format!(
         "SELECT node_id, lease_ms FROM key_nodes \
-         WHERE node_id <> $1 AND applied_version < $2 AND seen_at + lease_ms + $4 >= $3 \
+         WHERE node_id <> $1 AND applied_version < $2 AND seen_at + lease_ms + $3 >= {} \
          ORDER BY node_id",
-    )
-    .bind(except)
-    .bind(version)
-    .bind(now)
-    .bind(slack_ms)
-    .fetch_all(db.raw())
-    .await?;
+        database_now(db.backend())
+    );
+    let rows = sqlx::query(&statement)
+        .bind(except)
+        .bind(version)
+        .bind(slack_ms)
+        .fetch_all(db.raw())
+        .await?;
     Ok(rows
         .iter()
         .map(|row| Ok::<_, sqlx::Error>((row.try_get("node_id")?, row.try_get("lease_ms")?)))
@@ -233,10 +250,10 @@ impl Listener {
     /// [`report_node`] on the listening connection, which is at hand when a notified change
     /// has just been applied.
     pub async fn report_node(&mut self, report: &NodeReport<'_>) -> Result<(), StoreError> {
-        sqlx::query(REPORT_NODE)
+        let statement = report_statement(Backend::Postgres);
+        sqlx::query(&statement)
             .bind(report.node_id)
             .bind(report.applied)
-            .bind(report.now)
             .bind(report.lease_ms)
             .execute(&mut self.0)
             .await?;
@@ -272,6 +289,62 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reports, the lagging query and pruning, timed by the database's clock.
+    async fn node_reports(url: &str) {
+        use super::super::sealed::Raw as _;
+        let store = Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let report = |node_id, applied| NodeReport {
+            node_id,
+            applied,
+            lease_ms: 5_000,
+        };
+        report_node(&mut conn, &report("node_a", 3)).await.unwrap();
+        report_node(&mut conn, &report("node_b", 7)).await.unwrap();
+        let lagging = |version| {
+            let store = store.clone();
+            async move {
+                let mut conn = store.conn().await.unwrap();
+                lagging_nodes(&mut conn, "node_self", version, 1_000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(node_id, _)| node_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(lagging(5).await, ["node_a"]);
+        assert_eq!(lagging(8).await, ["node_a", "node_b"]);
+        report_node(&mut conn, &report("node_a", 8)).await.unwrap();
+        assert_eq!(lagging(8).await, ["node_b"]);
+        // A node not heard from for longer than its lease and the slack refuses keys anyway.
+        sqlx::query("UPDATE key_nodes SET seen_at = seen_at - 6001 WHERE node_id = 'node_b'")
+            .execute(conn.raw())
+            .await
+            .unwrap();
+        assert!(lagging(8).await.is_empty());
+        prune_nodes(&mut conn, 6_000).await.unwrap();
+        forget_node(&mut conn, "node_a").await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_nodes")
+            .fetch_one(conn.raw())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn node_reports_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        node_reports(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
+    }
+
+    /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).
+    #[tokio::test]
+    async fn node_reports_on_postgres() {
+        super::super::scratch::on_postgres(|url| async move { node_reports(&url).await }).await;
+    }
 
     #[test]
     fn notifications_name_a_key_or_a_complete_version() {
