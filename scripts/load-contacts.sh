@@ -94,18 +94,35 @@ Findings (profiled with perf on the release build):
 - **Where the tail comes from.** With servers and wrk free to use both cores, three busy
   threads (the server's two runtime workers and wrk) take turns on two cores; whenever a
   worker waits for a core, the requests in flight on it wait too. On 2026-12-02 the bare
-  baseline's own p99 was above 2 ms in every shared-core run on a 2-core AMD EPYC (11 runs,
-  2.75–4.35 ms) and in 5 of 7 on the Xeon above. Started with one
-  runtime worker each (`TOKIO_WORKER_THREADS=1`, same machine and hour), the baseline's p99
-  fell from 2.79 to 0.70 ms and a2v2's from 3.49 to 2.08 ms. So the script measures each
-  pair a second time as a client on another machine would see it: the servers on core 0
-  (Tokio sizes its runtime for the one core it may use) and wrk on core 1, where the
-  client and the server never wait for each other. That is where the targets are read;
-  the shared-core rows stay in the table.
+  baseline's own p99 was above 2 ms in every shared-core run on a 2-core AMD EPYC (15 runs,
+  2.75–4.35 ms) and in 5 of 7 on the Xeon above. Started with one runtime worker each
+  (`TOKIO_WORKER_THREADS=1`, same machine and hour), the baseline's p99 fell from 2.79 to
+  0.70 ms and a2v2's from 3.49 to 2.08 ms. So the script measures each pair a second time
+  as a client on another machine would see it: the servers on core 0 (Tokio sizes its
+  runtime for the one core it may use) and wrk on core 1, where the client and the server
+  never wait for each other. That is where the targets are read; the shared-core rows
+  stay in the table.
+- **Not in request handling.** The server's own histogram
+  (`a2v2_http_request_duration_seconds`, from the `/v1` guard to the handler's answer) on
+  one server on core 0, over three 6 s wrk runs from core 1: of 920,476 reads, all but 5
+  took under 0.5 ms (under 2 µs on average), while wrk's p99 in those runs was 1.72, 4.14
+  and 1.83 ms. The tail is time spent waiting for the core, in the sockets' queues and in
+  wrk. `perf sched` on core 0 during such a run: the core idle 4.6 % of the time, and
+  besides a2v2 it ran the machine's own services (a message broker's scheduler threads,
+  Redis, NATS) and a kernel memory monitor (`kdamond`) for up to 2.6 ms at a time.
 - **Steal.** These machines are virtual, and the host sometimes runs other guests on their
-  cores. The script now measures that time (steal, from `/proc/stat`) during each wrk run
-  and warns above 2 %. In pinned runs with steal of 9–12 %, p99 was 6.4–6.7 ms for the
-  baseline and 6.9–7.2 ms for a2v2; with steal under 1 %, a2v2's p99 was 0.87–1.54 ms.
+  cores. The script measures that time (steal, from `/proc/stat`) during each wrk run and
+  warns above 2 %. In the pinned run with the most steal (9–12 %), p99 was 6.74 ms for the
+  baseline and 6.93 ms for a2v2.
+- **All pinned runs of 2026-12-02** (2-core AMD EPYC, 05:00–06:00 UTC; the first two started
+  the servers on core 0 before the script had both passes; a 3 s smoke run not counted).
+  Ratio: 0.62, 0.67, 0.60, 0.58, 0.93, 0.63, 0.62, 0.63, 0.69, 0.68, 0.62, 0.72, 0.70 (the
+  table), 0.74, 0.60. a2v2's p99: 0.90, 0.87, 4.20, 5.27, 1.07, 7.19, 1.37, 1.54, 6.93,
+  2.78, 4.67, 2.46, 1.18, 2.08, 2.07 ms; the bare baseline's in the same runs: 1.40, 0.54,
+  3.33, 2.18, 6.39, 6.57, 0.68, 0.65, 6.74, 2.33, 3.19, 1.38, 2.28, 3.62, 0.39 ms. a2v2
+  reached p99 ≤ 2 ms in 6 of the 15 runs, and so did the bare baseline; the ratio was at
+  least 0.6 in 14. The shared-core ratios of the 13 runs with both passes: 0.67, 0.66, 0.71,
+  0.43, 0.67, 0.61, 0.49, 0.68, 0.70, 0.65, 0.59, 0.65, 0.69.
 NOTES_EOF
 )"
 else
