@@ -537,8 +537,10 @@ mod tests {
 
     #[tokio::test]
     async fn time_filters_match_a_scan_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        time_filters_match_a_scan(&format!("sqlite://{}", dir.path().join("a.db").display())).await;
+        super::super::scratch::on_sqlite(
+            |url| async move { time_filters_match_a_scan(&url).await },
+        )
+        .await;
     }
 
     /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).

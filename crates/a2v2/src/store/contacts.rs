@@ -647,8 +647,10 @@ mod tests {
 
     #[tokio::test]
     async fn search_paths_match_a_scan_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        search_paths_match_a_scan(&format!("sqlite://{}", dir.path().join("s.db").display())).await;
+        super::super::scratch::on_sqlite(
+            |url| async move { search_paths_match_a_scan(&url).await },
+        )
+        .await;
     }
 
     /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).

@@ -336,8 +336,7 @@ mod tests {
 
     #[tokio::test]
     async fn node_reports_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        node_reports(&format!("sqlite://{}", dir.path().join("k.db").display())).await;
+        super::super::scratch::on_sqlite(|url| async move { node_reports(&url).await }).await;
     }
 
     /// On PostgreSQL too, with `TEST_POSTGRES_URL` set (an admin connection URL).

@@ -385,10 +385,21 @@ impl Store {
     }
 }
 
-/// Test databases on the PostgreSQL server `TEST_POSTGRES_URL` names (an admin URL).
+/// Test databases: SQLite in a temporary directory, and on the PostgreSQL server
+/// `TEST_POSTGRES_URL` names (an admin URL).
 #[cfg(test)]
 pub(crate) mod scratch {
     use sqlx::{Connection, Executor};
+
+    /// Runs `check` with the URL of a new SQLite database, removed afterwards.
+    pub(crate) async fn on_sqlite<F, Fut>(check: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        check(format!("sqlite://{}", dir.path().join("test.db").display())).await;
+    }
 
     /// Runs `check` with the URL of a new, empty database there, dropped afterwards; does
     /// nothing when `TEST_POSTGRES_URL` is unset.
