@@ -1110,3 +1110,68 @@ async fn the_dashboard_reads_an_agents_contacts() {
         .await
         .expect(401, Some("unauthenticated"));
 }
+
+/// With several nodes no node answers a contact from memory: a read that starts after a
+/// write returned, on any node, shows that write, also when reads share one statement.
+/// (On SQLite there is one node; the test needs `TEST_POSTGRES_URL`.)
+#[tokio::test]
+async fn a_read_on_another_node_shows_the_write_that_returned() {
+    let first = Server::start().await;
+    if !first.on_postgres() {
+        eprintln!("single-node SQLite run: the two-node test runs in the PostgreSQL pass");
+        return;
+    }
+    let second = first.second_node();
+    let owner = first.setup().await;
+    let agent = owner.create_agent("Sales bot").await;
+    let (_, key) = owner.create_key(&agent, ALL).await;
+    let created = first
+        .v1(
+            Method::POST,
+            "/v1/contacts",
+            &key,
+            Some(json!({"first_name": "Ada", "company": "v0"})),
+        )
+        .await;
+    created.expect(201, None);
+    let path = format!("/v1/contacts/{}", created.body["id"].as_str().unwrap());
+    for round in 1..=20 {
+        // Half the rounds write on one node and read on the other, half the other way round,
+        // so each reader has answered the contact before and seen none of the writes.
+        let (writer, reader) = if round <= 10 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        let company = format!("v{round}");
+        let written = writer
+            .v1(
+                Method::PATCH,
+                &path,
+                &key,
+                Some(json!({"company": company})),
+            )
+            .await;
+        written.expect(200, None);
+        let version = written.body["version"].as_i64().unwrap();
+        let mut reads = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (url, path, key) = (reader.url.clone(), path.clone(), key.clone());
+            reads.spawn(async move {
+                let read = reqwest::Client::new()
+                    .get(format!("{url}{path}"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(read.status(), StatusCode::OK);
+                read.json::<Value>().await.unwrap()
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            let read = read.unwrap();
+            assert_eq!(read["version"].as_i64(), Some(version), "round {round}");
+            assert_eq!(read["company"], company, "round {round}");
+        }
+    }
+}
